@@ -1,0 +1,63 @@
+# kiam in Swift. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SWIFT        ?= swift
+BUILD_FLAGS  ?=
+CERTS_DIR    ?= dev-certs
+PLUGINS_PKG  := Tools/protoc-plugins
+GENERATED    := Sources/Shared/Generated
+
+.PHONY: help build release test unit-test e2e demo bench protos check-protos certs secrets clean deps
+
+help:
+	@echo "build         debug build of ./.build/debug/kiam"
+	@echo "release       static release build (--static-swift-stdlib)"
+	@echo "test          every test: unit, integration (moto, TLS, processes), e2e when root"
+	@echo "protos        regenerate Sources/Shared/Generated from Protos/kiam.proto"
+	@echo "check-protos  fail when the committed generated code is stale"
+	@echo "certs         development CA, server and agent certificates in $(CERTS_DIR)/"
+	@echo "clean         remove build output and dev certificates"
+
+build:
+	$(SWIFT) build $(BUILD_FLAGS)
+
+release:
+	$(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
+
+# Installs the test prerequisites (apt/pip) when missing, then runs every test.
+test: deps
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	KIAM_BINARY=$(CURDIR)/.build/debug/kiam $(SWIFT) test --skip-build --no-parallel $(BUILD_FLAGS)
+
+deps:
+	@scripts/install-test-deps.sh
+
+# --- protocol buffers ------------------------------------------------------------------------
+# The plugins are built from the same package versions as the runtime (see Tools/protoc-plugins).
+protos:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler" >&2; exit 1; }
+	$(SWIFT) build -c release --package-path $(PLUGINS_PKG) --product protoc-gen-swift
+	$(SWIFT) build -c release --package-path $(PLUGINS_PKG) --product protoc-gen-grpc-swift-2
+	@bin=$$($(SWIFT) build -c release --package-path $(PLUGINS_PKG) --show-bin-path); \
+	mkdir -p $(GENERATED); \
+	protoc \
+	  --plugin=protoc-gen-swift=$$bin/protoc-gen-swift \
+	  --plugin=protoc-gen-grpc-swift-2=$$bin/protoc-gen-grpc-swift-2 \
+	  --proto_path=Protos \
+	  --swift_opt=Visibility=Public --swift_opt=FileNaming=DropPath --swift_out=$(GENERATED) \
+	  --grpc-swift-2_opt=Visibility=Public --grpc-swift-2_opt=FileNaming=DropPath \
+	  --grpc-swift-2_out=$(GENERATED) \
+	  Protos/kiam.proto
+	@echo "generated into $(GENERATED)"
+
+check-protos: protos
+	@git diff --exit-code -- $(GENERATED) && test -z "$$(git status --porcelain -- $(GENERATED))" \
+	  || { echo "generated code is stale: run 'make protos' and commit" >&2; exit 1; }
+
+# --- certificates ----------------------------------------------------------------------------
+certs:
+	@scripts/make-certs.sh $(CERTS_DIR)
+
+clean:
+	rm -rf .build $(PLUGINS_PKG)/.build $(CERTS_DIR)

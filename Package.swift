@@ -1,0 +1,150 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+  .swiftLanguageMode(.v6),
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+  name: "kiam",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "kiam", targets: ["kiam"]),
+    .library(name: "KiamShared", targets: ["KiamShared"]),
+    .library(name: "KiamServer", targets: ["KiamServer"]),
+    .library(name: "KiamAgent", targets: ["KiamAgent"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+    .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+  ],
+  targets: [
+    // Code shared by every process: wire protocol, TLS, logging, metrics, configuration helpers.
+    .target(
+      name: "KiamShared",
+      dependencies: [
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+        .product(name: "NIOExtras", package: "swift-nio-extras"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+      ],
+      path: "Sources/Shared",
+      swiftSettings: swiftSettings
+    ),
+    // The central server: Kubernetes watch, policy, STS, gRPC KiamService.
+    .target(
+      name: "KiamServer",
+      dependencies: [
+        "KiamShared",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
+      path: "Sources/Server",
+      swiftSettings: swiftSettings
+    ),
+    // The node agent: the metadata API pods talk to.
+    .target(
+      name: "KiamAgent",
+      dependencies: [
+        "KiamShared",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ],
+      path: "Sources/Agent",
+      swiftSettings: swiftSettings
+    ),
+    // Thin executable: flags -> configuration structs -> applications.
+    .executableTarget(
+      name: "kiam",
+      dependencies: [
+        "KiamShared",
+        "KiamServer",
+        "KiamAgent",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/kiam",
+      swiftSettings: swiftSettings
+    ),
+    // Helpers for tests: in-test PKI, a Kubernetes API test server, process runners.
+    .target(
+      name: "KiamTestSupport",
+      dependencies: [
+        "KiamShared",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+      ],
+      path: "Tests/KiamTestSupport",
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "KiamSharedTests",
+      dependencies: [
+        "KiamShared",
+        "KiamTestSupport",
+        .product(name: "InMemoryLogging", package: "swift-log"),
+      ],
+      path: "Tests/KiamSharedTests",
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "KiamServerTests",
+      dependencies: ["KiamServer", "KiamShared", "KiamTestSupport"],
+      path: "Tests/KiamServerTests",
+      resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "KiamAgentTests",
+      dependencies: ["KiamAgent", "KiamShared", "KiamTestSupport"],
+      path: "Tests/KiamAgentTests",
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "KiamCLITests",
+      dependencies: [
+        "kiam",
+        "KiamShared",
+        "KiamServer",
+        "KiamAgent",
+        "KiamTestSupport",
+        .product(name: "Yams", package: "Yams"),
+      ],
+      path: "Tests/KiamCLITests",
+      swiftSettings: swiftSettings
+    ),
+  ]
+)

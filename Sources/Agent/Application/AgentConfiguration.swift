@@ -1,0 +1,69 @@
+public import KiamShared
+
+/// Everything `kiam agent` needs, filled from its flags by the CLI layer.
+public struct AgentConfiguration: Sendable {
+  /// `--prometheus-listen-addr`; nil disables the metrics endpoint.
+  public var prometheusListenAddress: HostPort?
+  /// `--cert`, `--key`, `--ca`.
+  public var tls: TLSFiles
+  /// `--server-address` (default `localhost:9610`).
+  public var serverAddress: HostPort
+  /// `--gateway-timeout-creation` (default 1s): deadline for reaching a server on a cold request.
+  public var gatewayTimeoutCreation: Duration
+  /// gRPC keepalive flags.
+  public var grpc: GRPCConnectionSettings
+  /// `--port` (default 3100): metadata API port, on every IPv4 and IPv6 address.
+  public var port: Int
+  /// `--allow-ip-query`: development only, let `?ip=` choose the caller.
+  public var allowIPQuery: Bool
+  /// `--allow-route-regexp` (default `^$`, deny all): paths passed to the real metadata service.
+  public var allowRouteRegexp: String
+  /// `--iptables`: install the DNAT rule.
+  public var iptables: Bool
+  /// `--iptables-remove` (default true): remove the rule on exit.
+  public var iptablesRemove: Bool
+  /// `--host` / `HOST_IP`: the node IP used as DNAT target.
+  public var host: String
+  /// `--host-interface` (default `docker0`): pod-side interface, `+` wildcard, leading `!` inverts.
+  public var hostInterface: String
+  /// `--require-imdsv2`: refuse tokenless (IMDSv1) requests.
+  public var requireIMDSv2: Bool
+  /// `--metadata-endpoint` (default `http://169.254.169.254`): the real instance metadata service.
+  public var metadataEndpoint: String
+  /// `--node-identity-token-file`: projected service-account token sent to the server.
+  public var nodeIdentityTokenFile: String?
+
+  public init(
+    prometheusListenAddress: HostPort? = nil,
+    tls: TLSFiles,
+    serverAddress: HostPort = HostPort(host: "localhost", port: 9610),
+    gatewayTimeoutCreation: Duration = .seconds(1),
+    grpc: GRPCConnectionSettings = .defaults,
+    port: Int = 3100,
+    allowIPQuery: Bool = false,
+    allowRouteRegexp: String = "^$",
+    iptables: Bool = false,
+    iptablesRemove: Bool = true,
+    host: String,
+    hostInterface: String = "docker0",
+    requireIMDSv2: Bool = false,
+    metadataEndpoint: String = "http://169.254.169.254",
+    nodeIdentityTokenFile: String? = nil
+  ) {
+    self.prometheusListenAddress = prometheusListenAddress
+    self.tls = tls
+    self.serverAddress = serverAddress
+    self.gatewayTimeoutCreation = gatewayTimeoutCreation
+    self.grpc = grpc
+    self.port = port
+    self.allowIPQuery = allowIPQuery
+    self.allowRouteRegexp = allowRouteRegexp
+    self.iptables = iptables
+    self.iptablesRemove = iptablesRemove
+    self.host = host
+    self.hostInterface = hostInterface
+    self.requireIMDSv2 = requireIMDSv2
+    self.metadataEndpoint = metadataEndpoint
+    self.nodeIdentityTokenFile = nodeIdentityTokenFile
+  }
+}

@@ -1,0 +1,112 @@
+public import KiamShared
+
+/// Everything `kiam server` needs, filled from its flags by the CLI layer.
+///
+/// Defaults are Go kiam v4's, except where this implementation deliberately differs (documented
+/// on the property): `sessionDuration` is 60m instead of 15m.
+public struct ServerConfiguration: Sendable {
+  // MARK: Telemetry
+  /// `--prometheus-listen-addr`; nil disables the metrics endpoint.
+  public var prometheusListenAddress: HostPort?
+
+  // MARK: TLS and gRPC
+  /// `--cert`, `--key`, `--ca`.
+  public var tls: TLSFiles
+  /// `--bind` (default `localhost:9610`).
+  public var bind: HostPort
+  /// gRPC keepalive and connection-age flags.
+  public var grpc: GRPCConnectionSettings
+
+  // MARK: Kubernetes
+  /// `--kubeconfig`; nil means in-cluster configuration.
+  public var kubeconfig: String?
+  /// `--pod-manifests DIR`: read pods and namespaces from YAML files instead of the API.
+  public var podManifests: String?
+  /// `--sync` (default 1m): how often the caches are fully re-listed as a safety net.
+  public var sync: Duration
+  /// `--pod-wait-timeout` (default 800ms): how long a request for an unknown IP waits for the watch.
+  public var podWaitTimeout: Duration
+  /// `--require-node-identity`: agents only get roles of pods on their own node.
+  public var requireNodeIdentity: Bool
+
+  // MARK: Roles and policy
+  /// `--role-base-arn`: prefix for role names that are not ARNs.
+  public var roleBaseARN: String?
+  /// `--role-base-arn-autodetect`: derive the prefix from the instance profile.
+  public var roleBaseARNAutodetect: Bool
+  /// `--disable-strict-namespace-regexp`: match `iam.amazonaws.com/permitted` unanchored.
+  public var disableStrictNamespaceRegexp: Bool
+
+  // MARK: STS
+  /// `--session` (default `kiam`): session name suffix when a pod sets none.
+  public var session: String
+  /// `--session-duration` (default 60m; Go kiam 15m): STS `DurationSeconds`.
+  public var sessionDuration: Duration
+  /// `--session-refresh` (default 5m): refresh credentials at least this long before expiry.
+  public var sessionRefresh: Duration
+  /// `--min-credential-lifetime` (default 30m): never serve credentials closer to expiry than this.
+  public var minCredentialLifetime: Duration
+  /// `--assume-role-arn`: role the server assumes first and uses for every pod role.
+  public var assumeRoleARN: String?
+  /// `--region`: regional STS endpoint; nil means the global endpoint.
+  public var region: String?
+  /// `--sts-endpoint`: explicit STS URL (VPC endpoints, tests).
+  public var stsEndpoint: String?
+  /// `--fetchers` (default 8): maximum concurrent STS calls.
+  public var fetchers: Int
+  /// `--prefetch-buffer-size` (default 1000): accepted for compatibility; prefetch is not lossy here.
+  public var prefetchBufferSize: Int
+  /// `--sts-rate-limit` (default 10/s) and `--sts-burst` (default 20): token bucket for STS calls.
+  public var stsRateLimit: Double
+  public var stsBurst: Int
+
+  public init(
+    prometheusListenAddress: HostPort? = nil,
+    tls: TLSFiles,
+    bind: HostPort = HostPort(host: "localhost", port: 9610),
+    grpc: GRPCConnectionSettings = .defaults,
+    kubeconfig: String? = nil,
+    podManifests: String? = nil,
+    sync: Duration = .seconds(60),
+    podWaitTimeout: Duration = .milliseconds(800),
+    requireNodeIdentity: Bool = false,
+    roleBaseARN: String? = nil,
+    roleBaseARNAutodetect: Bool = false,
+    disableStrictNamespaceRegexp: Bool = false,
+    session: String = "kiam",
+    sessionDuration: Duration = .seconds(60 * 60),
+    sessionRefresh: Duration = .seconds(5 * 60),
+    minCredentialLifetime: Duration = .seconds(30 * 60),
+    assumeRoleARN: String? = nil,
+    region: String? = nil,
+    stsEndpoint: String? = nil,
+    fetchers: Int = 8,
+    prefetchBufferSize: Int = 1000,
+    stsRateLimit: Double = 10,
+    stsBurst: Int = 20
+  ) {
+    self.prometheusListenAddress = prometheusListenAddress
+    self.tls = tls
+    self.bind = bind
+    self.grpc = grpc
+    self.kubeconfig = kubeconfig
+    self.podManifests = podManifests
+    self.sync = sync
+    self.podWaitTimeout = podWaitTimeout
+    self.requireNodeIdentity = requireNodeIdentity
+    self.roleBaseARN = roleBaseARN
+    self.roleBaseARNAutodetect = roleBaseARNAutodetect
+    self.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
+    self.session = session
+    self.sessionDuration = sessionDuration
+    self.sessionRefresh = sessionRefresh
+    self.minCredentialLifetime = minCredentialLifetime
+    self.assumeRoleARN = assumeRoleARN
+    self.region = region
+    self.stsEndpoint = stsEndpoint
+    self.fetchers = fetchers
+    self.prefetchBufferSize = prefetchBufferSize
+    self.stsRateLimit = stsRateLimit
+    self.stsBurst = stsBurst
+  }
+}

@@ -1,0 +1,34 @@
+public import GRPCCore
+
+extension RPCError.Code {
+  /// The code's name as Go's grpc library prints it (`OK` is not an `RPCError.Code`), used for the
+  /// `grpc_code` label and for error texts compatible with Go kiam (`rpc error: code = … desc = …`).
+  public var goName: String {
+    switch self {
+    case .cancelled: "Canceled"
+    case .unknown: "Unknown"
+    case .invalidArgument: "InvalidArgument"
+    case .deadlineExceeded: "DeadlineExceeded"
+    case .notFound: "NotFound"
+    case .alreadyExists: "AlreadyExists"
+    case .permissionDenied: "PermissionDenied"
+    case .resourceExhausted: "ResourceExhausted"
+    case .failedPrecondition: "FailedPrecondition"
+    case .aborted: "Aborted"
+    case .outOfRange: "OutOfRange"
+    case .unimplemented: "Unimplemented"
+    case .internalError: "Internal"
+    case .unavailable: "Unavailable"
+    case .dataLoss: "DataLoss"
+    case .unauthenticated: "Unauthenticated"
+    default: "Unknown"
+    }
+  }
+}
+
+extension RPCError {
+  /// The error as Go kiam's agent printed gRPC errors: `rpc error: code = Unknown desc = pod not found`.
+  public var goDescription: String {
+    "rpc error: code = \(code.goName) desc = \(message)"
+  }
+}

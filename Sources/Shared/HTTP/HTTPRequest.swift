@@ -1,0 +1,88 @@
+public import NIOCore
+public import NIOHTTP1
+
+/// A complete HTTP request as handed to an ``HTTPRequestHandler``.
+public struct HTTPRequest: Sendable {
+  /// The request method.
+  public var method: HTTPMethod
+  /// The request target as sent (`/latest/meta-data/?x=1`).
+  public var uri: String
+  /// The request headers.
+  public var headers: HTTPHeaders
+  /// The request body, if any.
+  public var body: ByteBuffer?
+  /// The TCP peer, i.e. the caller.
+  public var remoteAddress: SocketAddress?
+  /// The local address the connection arrived on.
+  public var localAddress: SocketAddress?
+
+  public init(
+    method: HTTPMethod,
+    uri: String,
+    headers: HTTPHeaders = [:],
+    body: ByteBuffer? = nil,
+    remoteAddress: SocketAddress? = nil,
+    localAddress: SocketAddress? = nil
+  ) {
+    self.method = method
+    self.uri = uri
+    self.headers = headers
+    self.body = body
+    self.remoteAddress = remoteAddress
+    self.localAddress = localAddress
+  }
+
+  /// The path part of the URI (before `?`).
+  public var path: Substring {
+    if let q = uri.firstIndex(of: "?") { return uri[..<q] }
+    return uri[...]
+  }
+
+  /// The raw query string (after `?`), if any.
+  public var query: Substring? {
+    guard let q = uri.firstIndex(of: "?") else { return nil }
+    return uri[uri.index(after: q)...]
+  }
+
+  /// The first value of a query parameter, percent-decoded.
+  public func queryValue(_ name: String) -> String? {
+    guard let query else { return nil }
+    for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      if PercentEncoding.decode(parts[0]) == name {
+        return parts.count > 1 ? PercentEncoding.decode(parts[1]) : ""
+      }
+    }
+    return nil
+  }
+}
+
+/// Percent-decoding of URL components.
+public enum PercentEncoding {
+  /// Decodes `%XX` escapes and `+` (as space, in query strings); invalid escapes are kept verbatim.
+  public static func decode<S: StringProtocol>(_ text: S, plusAsSpace: Bool = true) -> String {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(text.utf8.count)
+    var it = Array(text.utf8)[...]
+    while let c = it.popFirst() {
+      if c == UInt8(ascii: "%"), it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) {
+        bytes.append(h << 4 | l)
+        it = it.dropFirst(2)
+      } else if c == UInt8(ascii: "+") && plusAsSpace {
+        bytes.append(UInt8(ascii: " "))
+      } else {
+        bytes.append(c)
+      }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  private static func hex(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+    default: nil
+    }
+  }
+}

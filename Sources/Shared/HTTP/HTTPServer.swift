@@ -1,0 +1,146 @@
+public import Logging
+public import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// A small, hardened HTTP/1.1 server on SwiftNIO, run as a `Service`.
+///
+/// Used for the agent's metadata API and for `/metrics`. Requests are answered by an
+/// ``HTTPRequestHandler`` on the connection's event loop; see ``HTTPServerConfiguration`` for the
+/// limits. On graceful shutdown the listener closes, in-flight requests finish, then `run` returns.
+///
+/// ```swift
+/// let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0), handler: handler, logger: logger)
+/// // in a ServiceGroup, or: try await server.run()
+/// let address = try await server.listeningAddress
+/// ```
+public final class HTTPServer: Service, Sendable {
+  private let configuration: HTTPServerConfiguration
+  private let handler: any HTTPRequestHandler
+  private let logger: Logger
+  private let group: any EventLoopGroup
+  private let bound = AsyncValue<SocketAddress>()
+  private let connections = ConnectionLimiter()
+
+  /// Creates a server; nothing is bound until ``run()``.
+  public init(
+    configuration: HTTPServerConfiguration,
+    handler: any HTTPRequestHandler,
+    logger: Logger,
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+  ) {
+    self.configuration = configuration
+    self.handler = handler
+    self.logger = logger
+    self.group = group
+  }
+
+  /// The address the server listens on, once bound (throws if binding failed).
+  public var listeningAddress: SocketAddress {
+    get async throws { try await bound.value }
+  }
+
+  /// The number of open client connections.
+  public var openConnections: Int { connections.count }
+
+  public func run() async throws {
+    let quiesce = ServerQuiescingHelper(group: group)
+    let channel: any Channel
+    do {
+      channel = try await bind(quiesce: quiesce)
+    } catch {
+      let failure = KiamError(
+        code: .listen,
+        message: "cannot listen on \(HostPort.display(host: configuration.host, port: configuration.port))",
+        cause: error
+      )
+      bound.fail(failure)
+      throw failure
+    }
+    if let address = channel.localAddress {
+      bound.succeed(address)
+    }
+    logger.debug("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+    // Serve until graceful shutdown (or cancellation), then drain.
+    try? await gracefulShutdown()
+    let drained = group.any().makePromise(of: Void.self)
+    quiesce.initiateShutdown(promise: drained)
+    try? await drained.futureResult.get()
+  }
+
+  private func bind(quiesce: ServerQuiescingHelper) async throws -> any Channel {
+    let configuration = self.configuration
+    let handler = self.handler
+    let limiter = self.connections
+    let bootstrap = ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 1024)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .serverChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+        }
+      }
+      .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+      .childChannelOption(.maxMessagesPerRead, value: 16)
+      .childChannelInitializer { channel in
+        guard limiter.acquire(limit: configuration.maxConnections) else {
+          return channel.close()
+        }
+        channel.closeFuture.whenComplete { _ in limiter.release() }
+        return channel.eventLoop.makeCompletedFuture {
+          let sync = channel.pipeline.syncOperations
+          try sync.addHandler(
+            ConnectionGuard(readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
+          )
+          var limits = NIOHTTPDecoderLimitConfiguration()
+          limits.maxHeaderFieldSize = max(configuration.maxHeaderBytes, 1024)
+          limits.maxHeaderListSize = max(configuration.maxHeaderBytes * 2, 2048)
+          limits.maxHeaderFieldCount = 100
+          try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withErrorHandling: true,
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: limits
+          )
+          try sync.addHandler(
+            HTTPConnectionHandler(
+              handler: handler,
+              maxHeaderBytes: configuration.maxHeaderBytes,
+              maxBodyBytes: configuration.maxBodyBytes
+            )
+          )
+        }
+      }
+    if configuration.host.isEmpty {
+      // Every address: IPv6 any is dual-stack on Linux; fall back to IPv4 where IPv6 is off.
+      do {
+        return try await bootstrap.bind(host: "::", port: configuration.port).get()
+      } catch {
+        return try await bootstrap.bind(host: "0.0.0.0", port: configuration.port).get()
+      }
+    }
+    return try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+  }
+}
+
+/// Counts open connections across event loops and enforces a cap.
+final class ConnectionLimiter: Sendable {
+  private let open = Atomic<Int>(0)
+
+  func acquire(limit: Int) -> Bool {
+    let now = open.wrappingAdd(1, ordering: .relaxed).newValue
+    if now > limit {
+      open.wrappingSubtract(1, ordering: .relaxed)
+      return false
+    }
+    return true
+  }
+
+  func release() { open.wrappingSubtract(1, ordering: .relaxed) }
+
+  var count: Int { open.load(ordering: .relaxed) }
+}

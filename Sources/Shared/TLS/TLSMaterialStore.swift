@@ -1,0 +1,163 @@
+import SwiftASN1
+import Prometheus
+public import Logging
+public import NIOCertificateReloading
+public import NIOCore
+public import NIOSSL
+import Synchronization
+public import X509
+
+/// The current TLS material of a process, swapped atomically when the files change.
+///
+/// It is the `CertificateReloader` the gRPC transports ask for our chain and key at every new
+/// handshake, and it verifies peers itself (``verificationCallback(serverName:)``) so that a
+/// rotated CA bundle takes effect without restarting listeners:
+/// - only the CA from `--ca` is trusted, never system roots;
+/// - the peer's leaf must allow the opposite extended key usage (clientAuth for clients of a
+///   server, serverAuth for servers);
+/// - a client also checks the server certificate against the host it dialled.
+public final class TLSMaterialStore: CertificateReloader, Sendable {
+  /// The files this store reads.
+  public let files: TLSFiles
+  /// Our end of the connection.
+  public let role: TLSRole
+  private let state: Mutex<TLSMaterial>
+  private let gauges: KiamMetrics.TLSGauges?
+  private let logger: Logger
+
+  /// The outcome of ``reload()``.
+  public enum ReloadOutcome: Sendable {
+    case unchanged
+    case reloaded
+    case failed(KiamError)
+  }
+
+  /// Loads the files once.
+  /// - Throws: ``KiamError`` when a file is missing, unreadable or invalid.
+  public init(files: TLSFiles, role: TLSRole, metrics: KiamMetrics?, logger: Logger) async throws {
+    let material = try TLSMaterial.load(files)
+    self.files = files
+    self.role = role
+    self.state = Mutex(material)
+    self.gauges = metrics?.tls(role.metricsSide)
+    self.logger = logger
+    gauges?.updateError.set(to: 0)
+    await publish(material)
+  }
+
+  /// The material in use now.
+  public var material: TLSMaterial { state.withLock { $0 } }
+
+  public var sslContextConfigurationOverride: NIOSSLContextConfigurationOverride {
+    let material = self.material
+    var override = NIOSSLContextConfigurationOverride()
+    override.certificateChain = material.certificateChain.map { .certificate($0) }
+    override.privateKey = .privateKey(material.privateKey)
+    return override
+  }
+
+  /// Re-reads the files; keeps the old material (and raises the update-error gauge) when the new
+  /// files are unreadable or invalid.
+  @discardableResult
+  public func reload() async -> ReloadOutcome {
+    let current = material
+    do {
+      guard try TLSMaterial.fingerprint(of: files) != current.fingerprint else {
+        return .unchanged
+      }
+      let fresh = try TLSMaterial.load(files)
+      guard fresh.fingerprint != current.fingerprint else { return .unchanged }
+      state.withLock { $0 = fresh }
+      gauges?.updateError.set(to: 0)
+      await publish(fresh)
+      logger.info(
+        "reloaded TLS certificates",
+        metadata: ["subject": "\(fresh.leaf.subject)", "expiry": "\(RFC3339.format(epochSeconds: fresh.earliestExpiry))"])
+      return .reloaded
+    } catch {
+      let failure = error as? KiamError ?? KiamError(code: .tlsMaterial, message: "cannot reload TLS files", cause: error)
+      gauges?.updateError.set(to: 1)
+      logger.error("error reloading TLS certificates, keeping the previous ones", metadata: ["error": "\(failure)"])
+      return .failed(failure)
+    }
+  }
+
+  private func publish(_ material: TLSMaterial) async {
+    gauges?.expirySeconds.set(to: Double(material.earliestExpiry))
+    // Our own chain must verify against our CA with our usage, or peers will reject us.
+    let own = await Self.verify(
+      leaf: material.leaf, intermediates: material.intermediates, roots: material.caCertificates,
+      usage: role.ownUsage, serverName: nil)
+    switch own {
+    case .success:
+      gauges?.verifyError.set(to: 0)
+    case .failure(let error):
+      gauges?.verifyError.set(to: 1)
+      logger.warning("our certificate does not verify against our CA", metadata: ["error": "\(error)"])
+    }
+  }
+
+  /// Verifies a peer's chain against the current CA bundle.
+  /// - Parameters:
+  ///   - certificates: The peer's chain, leaf first.
+  ///   - serverName: For clients, the host dialled; the certificate must name it.
+  /// - Returns: The verified chain, leaf to root.
+  public func verifyPeer(_ certificates: [NIOSSLCertificate], serverName: String?) async -> Result<[Certificate], KiamError> {
+    guard let first = certificates.first else {
+      return .failure(KiamError(code: .peerVerification, message: "peer presented no certificate"))
+    }
+    let parsed: [Certificate]
+    do {
+      parsed = try ([first] + certificates.dropFirst()).map { try Certificate(derEncoded: $0.toDERBytes()) }
+    } catch {
+      return .failure(KiamError(code: .peerVerification, message: "cannot parse peer certificate", cause: error))
+    }
+    return await Self.verify(
+      leaf: parsed[0], intermediates: Array(parsed.dropFirst()), roots: material.caCertificates,
+      usage: role.peerUsage, serverName: serverName)
+  }
+
+  static func verify(
+    leaf: Certificate, intermediates: [Certificate], roots: [Certificate],
+    usage: ExtendedKeyUsage.Usage, serverName: String?
+  ) async -> Result<[Certificate], KiamError> {
+    var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
+      RFC5280Policy()
+      ExtendedKeyUsagePolicy(required: usage)
+      if let serverName {
+        ServerIdentityPolicy(
+          serverHostname: IPAddressText.isIPAddress(serverName) ? nil : serverName,
+          serverIP: IPAddressText.isIPAddress(serverName) ? serverName : nil)
+      }
+    }
+    let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
+    switch result {
+    case .validCertificate(let chain):
+      return .success(Array(chain))
+    case .couldNotValidate(let failures):
+      let reasons = failures.map { "\($0.policyFailureReason)" }
+      let detail = reasons.isEmpty ? "no chain to a trusted CA" : Array(Set(reasons)).sorted().joined(separator: "; ")
+      return .failure(
+        KiamError(code: .peerVerification, message: "certificate \(leaf.subject) rejected: \(detail)"))
+    }
+  }
+
+  /// The callback the NIOSSL handshake calls to verify the peer.
+  /// - Parameter serverName: The host the client dialled (clients only).
+  public func verificationCallback(
+    serverName: String?
+  ) -> @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void {
+    { [self] certificates, promise in
+      promise.completeWithTask {
+        switch await self.verifyPeer(certificates, serverName: serverName) {
+        case .success(let chain):
+          let nio = try chain.map { try NIOSSLCertificate(bytes: $0.derBytes(), format: .der) }
+          return .certificateVerified(VerificationMetadata(ValidatedCertificateChain(nio)))
+        case .failure(let error):
+          self.logger.warning("TLS peer rejected", metadata: ["error": "\(error)"])
+          return .failed
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import KiamAgent
+import KiamShared
+
+/// `kiam agent`: the metadata API pods talk to, on every node.
+struct AgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "agent", abstract: "Run the kiam agent: the EC2 metadata API for the pods of this node.")
+
+  @OptionGroup var log: LogOptions
+  @OptionGroup var telemetry: TelemetryOptions
+  @OptionGroup var tls: TLSOptions
+  @OptionGroup var client: ClientOptions
+
+  @Option(name: .customLong("port"), help: "HTTP port of the metadata API (default: 3100).")
+  var port: String?
+  @Flag(name: .customLong("allow-ip-query"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Development only: let the ?ip= query parameter choose the caller.")
+  var allowIPQuery = false
+  @Option(name: .customLong("allow-route-regexp"), help: "Paths passed to the real metadata service (default: ^$, none).")
+  var allowRouteRegexp: String?
+  @Option(name: .customLong("whitelist-route-regexp"), help: .hidden)
+  var whitelistRouteRegexp: String?
+  @Flag(name: .customLong("iptables"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Install the iptables DNAT rule for 169.254.169.254.")
+  var iptables = false
+  @Flag(name: .customLong("iptables-remove"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Remove the iptables rule on exit (default: true; --no-iptables-remove keeps it, failing closed).")
+  var iptablesRemove = true
+  @Option(name: .customLong("host"), help: "Node IP used as the DNAT target (env HOST_IP).")
+  var host: String?
+  @Option(name: .customLong("host-interface"), help: "Pod-side interface for the DNAT rule; '+' wildcard, leading '!' inverts (default: docker0).")
+  var hostInterface: String?
+  @Flag(name: .customLong("require-imdsv2"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Refuse requests without an IMDSv2 session token.")
+  var requireIMDSv2 = false
+  @Option(name: .customLong("metadata-endpoint"), help: "The real instance metadata service (default: http://169.254.169.254).")
+  var metadataEndpoint: String?
+  @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
+  var nodeIdentityTokenFile: String?
+
+  func resolve(environment: [String: String]) throws -> (AgentConfiguration, warnings: [String]) {
+    _ = try log.logLevel()
+    var warnings = try telemetry.warnings() + client.warnings()
+    let hostValue = host ?? environment["HOST_IP"]
+    guard let hostValue, !hostValue.isEmpty else {
+      throw KiamError.flag("host", "required flag not provided (set --host or the HOST_IP environment variable)")
+    }
+    var config = AgentConfiguration(tls: try tls.files(), host: hostValue)
+    config.prometheusListenAddress = try telemetry.metricsAddress()
+    config.serverAddress = try client.address()
+    config.gatewayTimeoutCreation = try client.connectTimeout()
+    config.grpc = try client.connection()
+    config.port = try FlagValues.integer(port, flag: "port", default: 3100, range: 1...65535)
+    config.allowIPQuery = allowIPQuery
+    var routes = allowRouteRegexp
+    if routes == nil, let old = whitelistRouteRegexp {
+      routes = old
+      warnings.append("--whitelist-route-regexp is deprecated, use --allow-route-regexp")
+    } else if whitelistRouteRegexp != nil {
+      warnings.append("--whitelist-route-regexp is deprecated and ignored because --allow-route-regexp is set")
+    }
+    let routeFlag = allowRouteRegexp == nil && whitelistRouteRegexp != nil ? "whitelist-route-regexp" : "allow-route-regexp"
+    let pattern = (routes ?? "").isEmpty ? "^$" : routes!
+    _ = try FlagValues.regexp(pattern, flag: routeFlag)
+    config.allowRouteRegexp = pattern
+    config.iptables = iptables
+    config.iptablesRemove = iptablesRemove
+    let interface = hostInterface ?? "docker0"
+    guard !interface.isEmpty, interface != "!", !interface.contains(" ") else {
+      throw KiamError.flag("host-interface", "invalid interface \(JSON.quote(interface))")
+    }
+    config.hostInterface = interface
+    config.requireIMDSv2 = requireIMDSv2
+    if let metadataEndpoint {
+      guard metadataEndpoint.hasPrefix("http://") || metadataEndpoint.hasPrefix("https://") else {
+        throw KiamError.flag("metadata-endpoint", "\(JSON.quote(metadataEndpoint)) is not an http(s) URL")
+      }
+      config.metadataEndpoint = metadataEndpoint
+    }
+    if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {
+      config.nodeIdentityTokenFile = try FlagValues.readableFile(nodeIdentityTokenFile, flag: "node-identity-token-file")
+    }
+    return (config, warnings)
+  }
+
+  func run() async throws {
+    let (config, warnings) = try resolve(environment: Environment.current())
+    let logger = try Bootstrap.logging(log, label: "kiam.agent", warnings: warnings)
+    try await AgentApplication(configuration: config, logger: logger).run()
+  }
+}

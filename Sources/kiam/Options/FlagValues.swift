@@ -1,0 +1,66 @@
+import KiamShared
+
+/// Conversions from flag text to typed values, each failing with a one-line error naming the flag.
+enum FlagValues {
+  static func duration(_ text: String?, flag: String, default fallback: Duration) throws -> Duration {
+    guard let text else { return fallback }
+    do {
+      return try GoDuration.parse(text)
+    } catch {
+      throw KiamError.flag(flag, "invalid duration \(JSON.quote(text)) (examples: 500ms, 15m, 1h)")
+    }
+  }
+
+  static func positiveDuration(_ text: String?, flag: String, default fallback: Duration) throws -> Duration {
+    let value = try duration(text, flag: flag, default: fallback)
+    guard value > .zero else { throw KiamError.flag(flag, "must be greater than 0, got \(text ?? "")") }
+    return value
+  }
+
+  static func hostPort(_ text: String?, flag: String, default fallback: String) throws -> HostPort {
+    let value = text ?? fallback
+    do {
+      return try HostPort.parse(value)
+    } catch let error as KiamError {
+      throw KiamError.flag(flag, error.message)
+    }
+  }
+
+  static func optionalHostPort(_ text: String?, flag: String) throws -> HostPort? {
+    guard let text, !text.isEmpty else { return nil }
+    return try hostPort(text, flag: flag, default: text)
+  }
+
+  static func regexp(_ text: String, flag: String) throws -> GoRegexp {
+    do {
+      return try GoRegexp(text)
+    } catch let error as KiamError {
+      throw KiamError.flag(flag, error.message)
+    }
+  }
+
+  static func integer(_ text: String?, flag: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+    guard let text else { return fallback }
+    guard let value = Int(text), range.contains(value) else {
+      throw KiamError.flag(flag, "invalid value \(JSON.quote(text)), want an integer in \(range.lowerBound)...\(range.upperBound)")
+    }
+    return value
+  }
+
+  static func number(_ text: String?, flag: String, default fallback: Double) throws -> Double {
+    guard let text else { return fallback }
+    guard let value = Double(text), value > 0, value.isFinite else {
+      throw KiamError.flag(flag, "invalid value \(JSON.quote(text)), want a positive number")
+    }
+    return value
+  }
+
+  /// The file must exist and be readable (as kingpin's `ExistingFile`, plus readability).
+  static func readableFile(_ path: String?, flag: String) throws -> String {
+    guard let path, !path.isEmpty else { throw KiamError.flag(flag, "required flag not provided") }
+    guard FileAccess.isReadableFile(path) else {
+      throw KiamError.flag(flag, "file \(JSON.quote(path)) \(FileAccess.problem(path))")
+    }
+    return path
+  }
+}
