@@ -7,6 +7,11 @@ let swiftSettings: [SwiftSetting] = [
   .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+let testSwiftSettings: [SwiftSetting] = [
+  .swiftLanguageMode(.v6),
+  .enableUpcomingFeature("ExistentialAny"),
+]
+
 let package = Package(
   name: "kiam",
   platforms: [.macOS(.v15)],
@@ -100,6 +105,7 @@ let package = Package(
       name: "KiamTestSupport",
       dependencies: [
         "KiamShared",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,7 +114,7 @@ let package = Package(
         .product(name: "X509", package: "swift-certificates"),
       ],
       path: "Tests/KiamTestSupport",
-      swiftSettings: swiftSettings
+      swiftSettings: testSwiftSettings
     ),
     .testTarget(
       name: "KiamSharedTests",
@@ -116,22 +122,24 @@ let package = Package(
         "KiamShared",
         "KiamTestSupport",
         .product(name: "InMemoryLogging", package: "swift-log"),
+        .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
       ],
       path: "Tests/KiamSharedTests",
-      swiftSettings: swiftSettings
+      swiftSettings: testSwiftSettings
     ),
     .testTarget(
       name: "KiamServerTests",
       dependencies: ["KiamServer", "KiamShared", "KiamTestSupport"],
       path: "Tests/KiamServerTests",
       resources: [.copy("Fixtures")],
-      swiftSettings: swiftSettings
+      swiftSettings: testSwiftSettings
     ),
     .testTarget(
       name: "KiamAgentTests",
       dependencies: ["KiamAgent", "KiamShared", "KiamTestSupport"],
       path: "Tests/KiamAgentTests",
-      swiftSettings: swiftSettings
+      swiftSettings: testSwiftSettings
     ),
     .testTarget(
       name: "KiamCLITests",
@@ -142,9 +150,11 @@ let package = Package(
         "KiamAgent",
         "KiamTestSupport",
         .product(name: "Yams", package: "Yams"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       path: "Tests/KiamCLITests",
-      swiftSettings: swiftSettings
+      swiftSettings: testSwiftSettings
     ),
   ]
 )

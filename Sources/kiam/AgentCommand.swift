@@ -35,14 +35,14 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
   var nodeIdentityTokenFile: String?
 
-  func resolve(environment: [String: String]) throws -> (AgentConfiguration, warnings: [String]) {
+  func resolve(_ context: ResolveContext) throws -> (AgentConfiguration, warnings: [String]) {
     _ = try log.logLevel()
     var warnings = try telemetry.warnings() + client.warnings()
-    let hostValue = host ?? environment["HOST_IP"]
+    let hostValue = host ?? context.environment["HOST_IP"]
     guard let hostValue, !hostValue.isEmpty else {
       throw KiamError.flag("host", "required flag not provided (set --host or the HOST_IP environment variable)")
     }
-    var config = AgentConfiguration(tls: try tls.files(), host: hostValue)
+    var config = AgentConfiguration(tls: try tls.files(context: context), host: hostValue)
     config.prometheusListenAddress = try telemetry.metricsAddress()
     config.serverAddress = try client.address()
     config.gatewayTimeoutCreation = try client.connectTimeout()
@@ -75,13 +75,13 @@ struct AgentCommand: AsyncParsableCommand {
       config.metadataEndpoint = metadataEndpoint
     }
     if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {
-      config.nodeIdentityTokenFile = try FlagValues.readableFile(nodeIdentityTokenFile, flag: "node-identity-token-file")
+      config.nodeIdentityTokenFile = try FlagValues.readableFile(nodeIdentityTokenFile, flag: "node-identity-token-file", context: context)
     }
     return (config, warnings)
   }
 
   func run() async throws {
-    let (config, warnings) = try resolve(environment: Environment.current())
+    let (config, warnings) = try resolve(.process())
     let logger = try Bootstrap.logging(log, label: "kiam.agent", warnings: warnings)
     try await AgentApplication(configuration: config, logger: logger).run()
   }

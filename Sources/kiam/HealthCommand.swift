@@ -14,11 +14,11 @@ struct HealthCommand: AsyncParsableCommand {
   @Option(name: .customLong("timeout"), help: "How long to keep asking for a healthy answer (default: 1s).")
   var timeout: String?
 
-  func resolve() throws -> (HealthProbeConfiguration, warnings: [String]) {
+  func resolve(_ context: ResolveContext) throws -> (HealthProbeConfiguration, warnings: [String]) {
     _ = try log.logLevel()
     let config = HealthProbeConfiguration(
       serverAddress: try client.address(),
-      tls: try tls.files(),
+      tls: try tls.files(context: context),
       connectTimeout: try client.connectTimeout(),
       timeout: try FlagValues.positiveDuration(timeout, flag: "timeout", default: .seconds(1)),
       connection: try client.connection())
@@ -26,7 +26,7 @@ struct HealthCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let (config, warnings) = try resolve()
+    let (config, warnings) = try resolve(.process())
     let logger = try Bootstrap.logging(log, label: "kiam.health", warnings: warnings)
     let message = try await HealthProbe.run(config, logger: logger)
     logger.info("healthy: \(message)")

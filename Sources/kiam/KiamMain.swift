@@ -18,7 +18,7 @@ enum KiamMain {
   /// Parses and runs `arguments`; returns the exit status.
   static func execute(_ arguments: [String]) async -> Int32 {
     do {
-      var command = try KiamCommand.parseAsRoot(arguments)
+      var command = try KiamCommand.parseAsRoot(KiamCommand.normalize(arguments))
       if var asyncCommand = command as? any AsyncParsableCommand {
         try await asyncCommand.run()
       } else {

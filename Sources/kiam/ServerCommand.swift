@@ -67,20 +67,20 @@ struct ServerCommand: AsyncParsableCommand {
   var maxConnectionAgeGrace: String?
 
   /// The configuration these flags describe, plus warnings to log once logging is up.
-  func resolve() throws -> (ServerConfiguration, warnings: [String]) {
+  func resolve(_ context: ResolveContext) throws -> (ServerConfiguration, warnings: [String]) {
     _ = try log.logLevel()
     var warnings = try telemetry.warnings()
-    var config = ServerConfiguration(tls: try tls.files())
+    var config = ServerConfiguration(tls: try tls.files(context: context))
     config.prometheusListenAddress = try telemetry.metricsAddress()
     config.bind = try FlagValues.hostPort(bind, flag: "bind", default: "localhost:9610")
     config.fetchers = try FlagValues.integer(fetchers, flag: "fetchers", default: 8, range: 1...1024)
     config.prefetchBufferSize = try FlagValues.integer(
       prefetchBufferSize, flag: "prefetch-buffer-size", default: 1000, range: 0...10_000_000)
     if let kubeconfig, !kubeconfig.isEmpty {
-      config.kubeconfig = try FlagValues.readableFile(kubeconfig, flag: "kubeconfig")
+      config.kubeconfig = try FlagValues.readableFile(kubeconfig, flag: "kubeconfig", context: context)
     }
     if let podManifests, !podManifests.isEmpty {
-      guard FileAccess.isDirectory(podManifests) else {
+      guard FileAccess.isDirectory(context.path(podManifests)) else {
         throw KiamError.flag("pod-manifests", "\(JSON.quote(podManifests)) is not a directory")
       }
       config.podManifests = podManifests
@@ -166,7 +166,7 @@ struct ServerCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let (config, warnings) = try resolve()
+    let (config, warnings) = try resolve(.process())
     let logger = try Bootstrap.logging(log, label: "kiam.server", warnings: warnings)
     try await ServerApplication(configuration: config, logger: logger).run()
   }

@@ -78,6 +78,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
   }
 
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    // Protocol errors were answered (400) by NIO's error handler in front; drop the connection.
+    context.close(promise: nil)
+  }
+
   private func reject(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
     rejecting = true
     let version = head?.version ?? .http1_1

@@ -96,8 +96,9 @@ public final class HTTPServer: Service, Sendable {
             ConnectionGuard(readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
           )
           var limits = NIOHTTPDecoderLimitConfiguration()
-          limits.maxHeaderFieldSize = max(configuration.maxHeaderBytes, 1024)
-          limits.maxHeaderListSize = max(configuration.maxHeaderBytes * 2, 2048)
+          // NIO's limits are only a backstop; our own check answers 431 for heads over the limit.
+          limits.maxHeaderFieldSize = max(configuration.maxHeaderBytes * 4, 16 * 1024)
+          limits.maxHeaderListSize = max(configuration.maxHeaderBytes * 4, 16 * 1024)
           limits.maxHeaderFieldCount = 100
           try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: true,

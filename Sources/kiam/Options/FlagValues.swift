@@ -56,10 +56,11 @@ enum FlagValues {
   }
 
   /// The file must exist and be readable (as kingpin's `ExistingFile`, plus readability).
-  static func readableFile(_ path: String?, flag: String) throws -> String {
+  static func readableFile(_ path: String?, flag: String, context: ResolveContext) throws -> String {
     guard let path, !path.isEmpty else { throw KiamError.flag(flag, "required flag not provided") }
-    guard FileAccess.isReadableFile(path) else {
-      throw KiamError.flag(flag, "file \(JSON.quote(path)) \(FileAccess.problem(path))")
+    let checked = context.path(path)
+    guard FileAccess.isReadableFile(checked) else {
+      throw KiamError.flag(flag, "file \(JSON.quote(path)) \(FileAccess.problem(checked))")
     }
     return path
   }

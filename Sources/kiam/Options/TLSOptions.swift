@@ -12,10 +12,10 @@ struct TLSOptions: ParsableArguments {
   @Option(name: .customLong("ca"), help: "Path to the CA bundle that peers must chain to (PEM).")
   var ca: String?
 
-  func files() throws -> TLSFiles {
+  func files(context: ResolveContext) throws -> TLSFiles {
     TLSFiles(
-      certificatePath: try FlagValues.readableFile(cert, flag: "cert"),
-      keyPath: try FlagValues.readableFile(key, flag: "key"),
-      caPath: try FlagValues.readableFile(ca, flag: "ca"))
+      certificatePath: try FlagValues.readableFile(cert, flag: "cert", context: context),
+      keyPath: try FlagValues.readableFile(key, flag: "key", context: context),
+      caPath: try FlagValues.readableFile(ca, flag: "ca", context: context))
   }
 }

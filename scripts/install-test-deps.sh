@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (CI starts from a clean clone).
+# Idempotent and quick when everything is present. Needs root for apt-get; without root it only
+# reports what is missing (tests that need those tools then skip with a printed reason).
+set -euo pipefail
+
+apt_packages=()
+need() { command -v "$1" >/dev/null 2>&1 || apt_packages+=("$2"); }
+need openssl openssl
+need iptables iptables
+need ip iproute2
+need curl curl
+need nginx nginx-light
+need wrk wrk
+need python3 python3
+need jq jq
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing: ${apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  else
+    echo "warning: not root, cannot install ${apt_packages[*]}; tests needing them will skip" >&2
+  fi
+fi
+
+# Python clients and the STS emulator, pinned to versions known to work together.
+python_modules=(moto boto3 botocore awscli grpc grpc_tools flask)
+missing=()
+for m in "${python_modules[@]}"; do
+  python3 -c "import $m" >/dev/null 2>&1 || missing+=("$m")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing python packages for: ${missing[*]}"
+  python3 -m pip install -q 'moto[server]>=5.0' boto3 botocore awscli grpcio grpcio-tools flask
+fi
+command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q 'moto[server]>=5.0'
+echo "test dependencies ready"
