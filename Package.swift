@@ -69,6 +69,8 @@ let package = Package(
         "KiamShared",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "Yams", package: "Yams"),
+        .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],

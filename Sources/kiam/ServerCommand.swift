@@ -21,7 +21,7 @@ struct ServerCommand: AsyncParsableCommand {
   var kubeconfig: String?
   @Option(name: .customLong("pod-manifests"), help: "Read Pod and Namespace YAML files from this directory instead of the Kubernetes API.")
   var podManifests: String?
-  @Option(name: .customLong("sync"), help: "Full re-list interval of the pod and namespace caches (default: 1m).")
+  @Option(name: .customLong("sync"), help: "Accepted for compatibility; watches resume from their resourceVersion (default: 1m).")
   var sync: String?
   @Option(name: .customLong("pod-wait-timeout"), help: "How long a request for a pod IP not yet known waits for the watch (default: 800ms).")
   var podWaitTimeout: String?
@@ -71,6 +71,7 @@ struct ServerCommand: AsyncParsableCommand {
     _ = try log.logLevel()
     var warnings = try telemetry.warnings()
     var config = ServerConfiguration(tls: try tls.files(context: context))
+    config.environment = context.environment
     config.prometheusListenAddress = try telemetry.metricsAddress()
     config.bind = try FlagValues.hostPort(bind, flag: "bind", default: "localhost:9610")
     config.fetchers = try FlagValues.integer(fetchers, flag: "fetchers", default: 8, range: 1...1024)

@@ -22,7 +22,8 @@ public struct ServerConfiguration: Sendable {
   public var kubeconfig: String?
   /// `--pod-manifests DIR`: read pods and namespaces from YAML files instead of the API.
   public var podManifests: String?
-  /// `--sync` (default 1m): how often the caches are fully re-listed as a safety net.
+  /// `--sync` (default 1m): accepted for compatibility. kiam's informer resync only replayed its
+  /// own cache; here the watch resumes from its resourceVersion and relists on 410 Gone.
   public var sync: Duration
   /// `--pod-wait-timeout` (default 800ms): how long a request for an unknown IP waits for the watch.
   public var podWaitTimeout: Duration
@@ -60,6 +61,10 @@ public struct ServerConfiguration: Sendable {
   public var stsRateLimit: Double
   public var stsBurst: Int
 
+  // MARK: Environment
+  /// The process environment (in-cluster Kubernetes settings, AWS credential variables).
+  public var environment: [String: String]
+
   public init(
     prometheusListenAddress: HostPort? = nil,
     tls: TLSFiles,
@@ -83,7 +88,8 @@ public struct ServerConfiguration: Sendable {
     fetchers: Int = 8,
     prefetchBufferSize: Int = 1000,
     stsRateLimit: Double = 10,
-    stsBurst: Int = 20
+    stsBurst: Int = 20,
+    environment: [String: String] = [:]
   ) {
     self.prometheusListenAddress = prometheusListenAddress
     self.tls = tls
@@ -108,5 +114,6 @@ public struct ServerConfiguration: Sendable {
     self.prefetchBufferSize = prefetchBufferSize
     self.stsRateLimit = stsRateLimit
     self.stsBurst = stsBurst
+    self.environment = environment
   }
 }

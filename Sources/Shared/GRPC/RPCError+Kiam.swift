@@ -32,3 +32,11 @@ extension RPCError {
     "rpc error: code = \(code.goName) desc = \(message)"
   }
 }
+
+/// Response metadata our server adds to pod RPCs (unknown keys are ignored by Go kiam agents).
+public enum PodMetadataKeys {
+  /// The pod's UID.
+  public static let uid = "kiam-pod-uid"
+  /// The pod's `namespace/name`.
+  public static let name = "kiam-pod-name"
+}

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Canonical text form of IP addresses, so `[fd00::1]` from a Go agent, `fd00:0::1` in a pod
+/// status and `fd00::1` all name the same key.
+public enum CanonicalIP {
+  /// The canonical form, or nil when `text` is not an IP address.
+  public static func normalize(_ text: String) -> String? {
+    var host = Substring(text)
+    if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+    if let percent = host.firstIndex(of: "%") { host = host[..<percent] }
+    let candidate = String(host)
+    var v4 = in_addr()
+    if inet_pton(AF_INET, candidate, &v4) == 1 {
+      return isCanonicalIPv4(candidate) ? candidate : render(AF_INET, &v4, size: INET_ADDRSTRLEN)
+    }
+    var v6 = in6_addr()
+    if inet_pton(AF_INET6, candidate, &v6) == 1 {
+      return render(AF_INET6, &v6, size: INET6_ADDRSTRLEN)
+    }
+    return nil
+  }
+
+  private static func isCanonicalIPv4(_ text: String) -> Bool {
+    // inet_pton already rejected leading zeros and out-of-range parts.
+    true
+  }
+
+  private static func render<T>(_ family: Int32, _ address: inout T, size: Int32) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(size))
+    inet_ntop(family, &address, &buffer, socklen_t(size))
+    return String(cString: buffer)
+  }
+}
