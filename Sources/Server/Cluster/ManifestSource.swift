@@ -101,9 +101,12 @@ struct ManifestSource: Service {
       default: break
       }
     }
-    for node in try Yams.compose_all(yaml: text) {
+    // Yams' document sequence stores a parse error instead of throwing it: check it explicitly.
+    var nodes = try Yams.compose_all(yaml: text)
+    while let node = nodes.next() {
       try add(node)
     }
+    if let error = nodes.error { throw error }
     return documents
   }
 }

@@ -32,8 +32,10 @@ public final class KubernetesClient: Sendable {
       throw KiamError(code: .invalidConfiguration, message: "\(configuration.source): bad TLS material", cause: error)
     }
     if configuration.insecureSkipTLSVerify { tls.certificateVerification = .none }
+    // Don't wait 5 s for the API server's close_notify when closing streams we gave up on.
+    tls.shutdownTimeout = .milliseconds(500)
     var config = HTTPClient.Configuration(tlsConfiguration: tls)
-    config.timeout = .init(connect: .seconds(10), read: .nanoseconds(watchIdleTimeout.nanoseconds))
+    config.timeout = .init(connect: .seconds(5), read: .nanoseconds(watchIdleTimeout.nanoseconds))
     config.connectionPool = .init(idleTimeout: .seconds(60))
     self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     self.configuration = configuration
@@ -132,23 +134,27 @@ public final class KubernetesClient: Sendable {
     ]
     let response = try await send(method: .GET, path: path, query: query, verb: "watch", resource: resource, timeout: .seconds(30))
     let decoder = JSONDecoder()
-    do {
-      for try await line in response.body.splitLines(maximumBufferSize: 64 << 20) {
-        let event: WatchEvent<Item>
-        do {
-          event = try decoder.decode(WatchEvent<Item>.self, from: line)
-        } catch {
-          throw KubernetesAPIError(
-            statusCode: 200, verb: "watch", resource: resource, message: "undecodable event: \(KiamError.describe(error))")
-        }
-        try await handle(event)
+    var lines = response.body.splitLines(maximumBufferSize: 64 << 20).makeAsyncIterator()
+    while true {
+      let next: ByteBuffer?
+      do {
+        next = try await lines.next()
+      } catch is CancellationError {
+        throw CancellationError()
+      } catch {
+        if Task.isCancelled { throw CancellationError() }
+        throw KubernetesAPIError(statusCode: 0, verb: "watch", resource: resource, message: "stream broke: \(KiamError.describe(error))")
       }
-    } catch let error as KubernetesAPIError {
-      throw error
-    } catch is CancellationError {
-      throw CancellationError()
-    } catch {
-      throw KubernetesAPIError(statusCode: 0, verb: "watch", resource: resource, message: "stream broke: \(KiamError.describe(error))")
+      guard let line = next else { return }
+      let event: WatchEvent<Item>
+      do {
+        event = try decoder.decode(WatchEvent<Item>.self, from: line)
+      } catch {
+        throw KubernetesAPIError(
+          statusCode: 200, verb: "watch", resource: resource, message: "undecodable event: \(KiamError.describe(error))")
+      }
+      // Errors from the handler (e.g. 410 Gone) propagate unchanged.
+      try await handle(event)
     }
   }
 

@@ -106,7 +106,7 @@ extension KubernetesAPITestServer {
       guard parts.count == 2, let rv = Int(parts[0]), let start = Int(parts[1]) else {
         return .json(.badRequest, Self.status(400, "BadRequest", "invalid continue token"))
       }
-      if rv <= state.compactedThrough {
+      if rv < state.compactedThrough {
         return .json(
           .gone,
           Self.status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."))
@@ -140,7 +140,7 @@ extension KubernetesAPITestServer {
       headers: ["Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache"])
     channel.writeAndFlush(HTTPServerResponsePart.head(head), promise: nil)
     let registered: Bool = state.withLock { state in
-      if from < state.compactedThrough || (from > 0 && from < (state.history.first?.resourceVersion ?? Int.max) - 1 && state.compactedThrough > 0) {
+      if from < state.compactedThrough {
         let status = Self.status(410, "Expired", "too old resource version: \(from) (\(state.compactedThrough))")
         Self.write(Self.line(type: "ERROR", object: status), to: channel)
         channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)

@@ -1,0 +1,157 @@
+import Foundation
+import KiamTestSupport
+import Testing
+
+/// `kiam server --pod-manifests` as a real process, called by a Python grpcio client generated
+/// from our proto (what Go kiam agents' wire format looks like to a third-party stack).
+@Suite(.serialized) struct StaticModeProcessTests {
+  static let pythonAvailable: Bool = {
+    let probe = Process()
+    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    probe.arguments = ["python3", "-c", "import grpc, grpc_tools"]
+    probe.standardOutput = FileHandle.nullDevice
+    probe.standardError = FileHandle.nullDevice
+    guard (try? probe.run()) != nil else { return false }
+    probe.waitUntilExit()
+    if probe.terminationStatus != 0 {
+      print("note: python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
+    }
+    return probe.terminationStatus == 0
+  }()
+
+  static let manifests = """
+    apiVersion: v1
+    kind: Namespace
+    metadata:
+      name: apps
+      annotations:
+        iam.amazonaws.com/permitted: "arn:aws:iam::123456789012:role/app-.*"
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: web
+      namespace: apps
+      uid: 11111111-2222-3333-4444-555555555555
+      annotations:
+        iam.amazonaws.com/role: app-web
+    spec:
+      nodeName: node-1
+      containers: [{name: app, image: app:1}]
+    status:
+      phase: Running
+      podIP: 10.0.0.1
+      podIPs: [{ip: 10.0.0.1}]
+    """
+
+  func runPython(_ arguments: [String]) throws -> [[String: Any]] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/kiam_grpc_client.py"] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+  }
+
+  @Test func pythonGRPCClientTalksToTheServerOverMutualTLS() async throws {
+    guard Self.pythonAvailable else { return }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    try dir.write("manifests/pods.yaml", Self.manifests)
+    let port = try FreePort.next()
+    let server = try KiamProcess(
+      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=200ms", "--sts-endpoint=http://127.0.0.1:1"]
+        + pki.server.arguments)
+    defer { server.signal(SIGKILL) }
+    try await FreePort.waitUntilListening(port)
+    let results = try runPython([
+      "127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server",
+      "health", "role:10.0.0.1", "role:10.9.9.9", "creds:10.0.0.1:app-other", "creds:10.9.9.9:app-web",
+    ])
+    #expect(results.count == 5)
+    guard results.count == 5 else { return }
+    #expect(results[0]["ok"] as? Bool == true && results[0]["message"] as? String == "ok")
+    #expect(results[1]["name"] as? String == "app-web")
+    #expect(results[2]["code"] as? String == "UNKNOWN" && results[2]["details"] as? String == "pod not found")
+    #expect(results[3]["code"] as? String == "UNKNOWN" && results[3]["details"] as? String == "forbidden by policy")
+    #expect(results[4]["code"] as? String == "UNKNOWN" && results[4]["details"] as? String == "no pod found")
+    // A client with a certificate from another CA is refused by the server.
+    let otherCA = try TestCA(name: "other")
+    let stranger = try TestTLSFiles.write(
+      try otherCA.issue(commonName: "x", usages: [.clientAuth]), ca: pki.ca, name: "stranger", in: dir.path)
+    let refused = try runPython([
+      "127.0.0.1:\(port)", stranger.ca, stranger.certificate, stranger.key, "kiam-server", "health",
+    ])
+    #expect(refused.first?["ok"] as? Bool == false)
+    #expect(refused.first?["code"] as? String == "UNAVAILABLE")
+  }
+
+  @Test func manifestsAreReReadAndBrokenFilesKeepThePreviousContent() async throws {
+    guard Self.pythonAvailable else { return }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    try dir.write("manifests/pods.yaml", Self.manifests)
+    let port = try FreePort.next()
+    let server = try KiamProcess(
+      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=100ms", "--sts-endpoint=http://127.0.0.1:1"]
+        + pki.server.arguments)
+    defer { server.signal(SIGKILL) }
+    try await FreePort.waitUntilListening(port)
+    let call = { (ip: String) throws -> String? in
+      try self.runPython(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "role:\(ip)"])
+        .first?["name"] as? String
+    }
+    #expect(try call("10.0.0.1") == "app-web")
+    // A new file with another pod (and a List document).
+    try dir.write(
+      "manifests/more.json",
+      #"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"api","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-api"}},"status":{"phase":"Running","podIP":"10.0.0.2"}}]}"#)
+    #expect(await eventually { (try? call("10.0.0.2")) == "app-api" })
+    // A typo keeps the file's previous content rather than dropping its pods.
+    try dir.write("manifests/pods.yaml", "this: is: not: yaml: [")
+    try await Task.sleep(for: .milliseconds(1500))
+    #expect(try call("10.0.0.1") == "app-web")
+    #expect(server.standardError.contains("cannot read pod manifest"))
+    // Removing the file removes its pods.
+    try FileManager.default.removeItem(atPath: "\(dir.path)/manifests/more.json")
+    #expect(await eventually { (try? call("10.0.0.2")) == nil })
+  }
+
+  @Test func sigtermLetsAnInFlightRPCFinish() async throws {
+    guard Self.pythonAvailable else { return }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    try dir.write("manifests/pods.yaml", Self.manifests)
+    let port = try FreePort.next()
+    let server = try KiamProcess(
+      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=2s", "--sts-endpoint=http://127.0.0.1:1"]
+        + pki.server.arguments)
+    try await FreePort.waitUntilListening(port)
+    #expect(await eventually {
+      ((try? self.runPython(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "health"]))?
+        .first?["message"] as? String) == "ok"
+    })
+    // An RPC for an unknown IP waits 2 s for the watch; SIGTERM arrives meanwhile.
+    let agent = pki.agent
+    async let inFlight: String? = Task.detached {
+      try self.runPython(["127.0.0.1:\(port)", agent.ca, agent.certificate, agent.key, "kiam-server", "role:10.7.7.7"])
+        .first?["details"] as? String
+    }.value
+    try await Task.sleep(for: .milliseconds(700))
+    server.signal(SIGTERM)
+    let details = try await inFlight
+    #expect(details == "pod not found")
+    #expect(await server.wait(timeout: .seconds(10)) == 0)
+  }
+}
