@@ -132,7 +132,10 @@ let package = Package(
     ),
     .testTarget(
       name: "KiamServerTests",
-      dependencies: ["KiamServer", "KiamShared", "KiamTestSupport"],
+      dependencies: [
+        "KiamServer", "KiamShared", "KiamTestSupport",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+      ],
       path: "Tests/KiamServerTests",
       resources: [.copy("Fixtures")],
       swiftSettings: testSwiftSettings

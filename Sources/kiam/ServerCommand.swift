@@ -39,7 +39,7 @@ struct ServerCommand: AsyncParsableCommand {
   var sessionDuration: String?
   @Option(name: .customLong("session-refresh"), help: "Refresh credentials at least this long before they expire (default: 5m).")
   var sessionRefresh: String?
-  @Option(name: .customLong("min-credential-lifetime"), help: "Never serve credentials with less validity left than this (default: 30m).")
+  @Option(name: .customLong("min-credential-lifetime"), help: "Served credentials keep at least this much validity (default: 30m, a third of shorter sessions).")
   var minCredentialLifetime: String?
   @Option(name: .customLong("assume-role-arn"), help: "Role the server assumes first and uses to assume pod roles.")
   var assumeRoleARN: String?
@@ -47,9 +47,9 @@ struct ServerCommand: AsyncParsableCommand {
   var region: String?
   @Option(name: .customLong("sts-endpoint"), help: "STS endpoint URL, overriding --region (VPC endpoints, tests).")
   var stsEndpoint: String?
-  @Option(name: .customLong("sts-rate-limit"), help: "Sustained STS calls per second (default: 10).")
+  @Option(name: .customLong("sts-rate-limit"), help: "Sustained STS calls per second (default: 100).")
   var stsRateLimit: String?
-  @Option(name: .customLong("sts-burst"), help: "STS call burst size (default: 20).")
+  @Option(name: .customLong("sts-burst"), help: "STS call burst size (default: 1000).")
   var stsBurst: String?
   @Option(name: .customLong("grpc-keepalive-time-duration"), help: "gRPC keepalive ping interval (default: 10s).")
   var keepaliveTime: String?
@@ -125,12 +125,16 @@ struct ServerCommand: AsyncParsableCommand {
         "session-refresh",
         "must be above 0 and below --session-duration (\(GoDuration.format(config.sessionDuration))), got \(GoDuration.format(config.sessionRefresh))")
     }
+    // Default floor: 30m, or a third of shorter sessions (kiam manifests often pass 15m).
+    let defaultFloor: Duration = config.sessionDuration >= .seconds(45 * 60) ? .seconds(1800) : config.sessionDuration / 3
     config.minCredentialLifetime = try FlagValues.duration(
-      minCredentialLifetime, flag: "min-credential-lifetime", default: .seconds(1800))
-    guard config.minCredentialLifetime >= .zero, config.minCredentialLifetime < config.sessionDuration else {
+      minCredentialLifetime, flag: "min-credential-lifetime", default: defaultFloor)
+    guard config.minCredentialLifetime >= .zero,
+      config.minCredentialLifetime + config.sessionRefresh < config.sessionDuration
+    else {
       throw KiamError.flag(
         "min-credential-lifetime",
-        "must be below --session-duration (\(GoDuration.format(config.sessionDuration))), got \(GoDuration.format(config.minCredentialLifetime))")
+        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(GoDuration.format(config.sessionDuration))), got \(GoDuration.format(config.minCredentialLifetime))")
     }
     if let assumeRoleARN, !assumeRoleARN.isEmpty { config.assumeRoleARN = assumeRoleARN }
     if let region, !region.isEmpty { config.region = region }
@@ -140,8 +144,8 @@ struct ServerCommand: AsyncParsableCommand {
       }
       config.stsEndpoint = stsEndpoint
     }
-    config.stsRateLimit = try FlagValues.number(stsRateLimit, flag: "sts-rate-limit", default: 10)
-    config.stsBurst = try FlagValues.integer(stsBurst, flag: "sts-burst", default: 20, range: 1...100_000)
+    config.stsRateLimit = try FlagValues.number(stsRateLimit, flag: "sts-rate-limit", default: 100)
+    config.stsBurst = try FlagValues.integer(stsBurst, flag: "sts-burst", default: 1000, range: 1...100_000)
     var grpc = GRPCConnectionSettings.defaults
     grpc.keepaliveTime = try FlagValues.positiveDuration(
       keepaliveTime ?? keepaliveTimeMs,

@@ -44,11 +44,21 @@ import Testing
     #expect(c.assumeRoleARN == nil)
     #expect(c.region == nil)
     #expect(c.stsEndpoint == nil)
-    #expect(c.stsRateLimit == 10)
-    #expect(c.stsBurst == 20)
+    #expect(c.stsRateLimit == 100)
+    #expect(c.stsBurst == 1000)
     #expect(c.grpc == GRPCConnectionSettings(
       keepaliveTime: .seconds(10), keepaliveTimeout: .seconds(2), permitWithoutStream: false,
       maxConnectionIdle: .seconds(900), maxConnectionAge: .seconds(900), maxConnectionAgeGrace: .seconds(900)))
+  }
+
+  @Test func minimumLifetimeFollowsShortSessions() throws {
+    let base = ["server"] + Self.tlsArgs + ["--role-base-arn-autodetect"]
+    // kiam manifests often pass 15m sessions: still valid, with a floor of a third.
+    let (short, _) = try withRoot { try parseServer(base + ["--session-duration=15m"], context: $0) }
+    #expect(short.minCredentialLifetime == .seconds(300))
+    #expect(throws: KiamError.self) {
+      try withRoot { try parseServer(base + ["--session-duration=30m", "--min-credential-lifetime=26m"], context: $0) }
+    }
   }
 
   @Test func agentDefaults() throws {

@@ -12,7 +12,7 @@ import Testing
     probe.standardOutput = FileHandle.nullDevice
     probe.standardError = FileHandle.nullDevice
     guard (try? probe.run()) != nil else { return false }
-    probe.waitUntilExit()
+    probe.waitPolling()
     if probe.terminationStatus != 0 {
       print("note: python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
     }
@@ -52,7 +52,7 @@ import Testing
     process.standardOutput = out
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    process.waitPolling()
     return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
       try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }

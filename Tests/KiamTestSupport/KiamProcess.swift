@@ -100,3 +100,18 @@ public final class KiamProcess: Sendable {
 final class OutputBuffer: Sendable {
   let state = Mutex<(stdout: [UInt8], stderr: [UInt8])>(([], []))
 }
+
+extension Process {
+  /// Waits for exit by polling (Foundation's `waitUntilExit` spins forever off the main thread on Linux).
+  public func waitPolling(timeout: Double = 120) {
+    var waited = 0.0
+    while isRunning && waited < timeout {
+      usleep(5_000)
+      waited += 0.005
+    }
+    if isRunning {
+      kill(processIdentifier, SIGKILL)
+      while isRunning { usleep(5_000) }
+    }
+  }
+}

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import GRPCCore
 import GRPCNIOTransportHTTP2
 public import KiamShared
@@ -24,12 +25,16 @@ public struct ServerApplication: Sendable {
     self.credentialsOverride = credentials
   }
 
+  var cacheSettings: CredentialsCacheSettings {
+    CredentialsCacheSettings(
+      sessionDuration: configuration.sessionDuration, minimumLifetime: configuration.minCredentialLifetime,
+      refreshMargin: configuration.sessionRefresh, maxConcurrentFetches: configuration.fetchers,
+      rateLimit: configuration.stsRateLimit, burst: configuration.stsBurst)
+  }
+
   /// Runs until SIGTERM/SIGINT (then drains and returns) or a fatal error.
   public func run() async throws {
     let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(strict: !configuration.disableStrictNamespaceRegexp))
-    if let base = configuration.roleBaseARN, !configuration.roleBaseARNAutodetect {
-      state.setResolver(RoleARNResolver(baseARN: base))
-    }
     let store = try await TLSMaterialStore(files: configuration.tls, role: .server, metrics: metrics, logger: logger)
     var services: [any Service] = [TLSReloadService(store: store)]
 
@@ -69,7 +74,26 @@ public struct ServerApplication: Sendable {
       logger.info("watching the Kubernetes API", metadata: ["source": "\(kubeConfiguration.source)"])
     }
 
-    let credentials = credentialsOverride ?? UnconfiguredCredentialsProvider()
+    // AWS: STS client, server credentials, the credentials cache and its prefetching.
+    let http = try AWSHTTPClient.make(environment: configuration.environment)
+    let sts = STSClient(
+      endpoint: STSEndpoint.resolve(region: configuration.region, override: configuration.stsEndpoint), http: http,
+      logger: logger)
+    let metadataEndpoint = configuration.environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? "http://169.254.169.254"
+    let instanceMetadata = InstanceMetadataClient(endpoint: metadataEndpoint, http: http)
+    let assumer = DeferredRoleAssumer()
+    let cache = CredentialsCache(assumer: assumer, settings: cacheSettings, metrics: metrics, logger: logger)
+    let coordinator = PrefetchCoordinator(state: state, cache: cache)
+    if credentialsOverride == nil {
+      coordinator.attach()
+      services.append(cache)
+    }
+    let startup = ServerStartup(
+      configuration: configuration, state: state, coordinator: coordinator, assumer: assumer, http: http, sts: sts,
+      metadata: instanceMetadata, logger: logger)
+
+    let credentials: any CredentialsProvider = credentialsOverride ?? cache
     let service = KiamGRPCService(
       state: state, credentials: credentials, events: events, identity: identity,
       podWait: configuration.podWaitTimeout, defaultSession: configuration.session, logger: logger)
@@ -83,9 +107,11 @@ public struct ServerApplication: Sendable {
           configuration: .init(host: address.host, port: address.port),
           handler: MetricsHandler(metrics: metrics), logger: logger))
     }
+    var serviceConfigurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+    serviceConfigurations.append(.init(service: startup, successTerminationBehavior: .ignore))
     let group = ServiceGroup(
       configuration: .init(
-        services: services.map { .init(service: $0) },
+        services: serviceConfigurations,
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
     logger.info("kiam server starting", metadata: ["bind": "\(configuration.bind)", "version": "\(KiamVersion.current)"])
@@ -96,15 +122,9 @@ public struct ServerApplication: Sendable {
       failure = error
     }
     try? await kubernetes?.shutdown()
+    try? await http.shutdown()
     if let failure {
       throw KiamError(code: .internal, message: "server stopped", cause: failure)
     }
-  }
-}
-
-/// Stand-in until the STS provider is wired: every request fails clearly.
-struct UnconfiguredCredentialsProvider: CredentialsProvider {
-  func credentials(for identity: RoleIdentity) async throws -> AWSCredentials {
-    throw CredentialsError(code: "NotConfigured", message: "no STS credentials provider configured", isTransient: false)
   }
 }

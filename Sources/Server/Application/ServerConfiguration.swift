@@ -45,7 +45,8 @@ public struct ServerConfiguration: Sendable {
   public var sessionDuration: Duration
   /// `--session-refresh` (default 5m): refresh credentials at least this long before expiry.
   public var sessionRefresh: Duration
-  /// `--min-credential-lifetime` (default 30m): never serve credentials closer to expiry than this.
+  /// `--min-credential-lifetime` (default 30m, or a third of `--session-duration` below 45m):
+  /// credentials are refreshed early enough that served ones keep at least this much validity.
   public var minCredentialLifetime: Duration
   /// `--assume-role-arn`: role the server assumes first and uses for every pod role.
   public var assumeRoleARN: String?
@@ -57,7 +58,9 @@ public struct ServerConfiguration: Sendable {
   public var fetchers: Int
   /// `--prefetch-buffer-size` (default 1000): accepted for compatibility; prefetch is not lossy here.
   public var prefetchBufferSize: Int
-  /// `--sts-rate-limit` (default 10/s) and `--sts-burst` (default 20): token bucket for STS calls.
+  /// `--sts-rate-limit` (default 100/s) and `--sts-burst` (default 1000): token bucket for STS
+  /// calls. The burst lets a new server prefetch 1,000 identities at once; the sustained rate is
+  /// far above what refreshes need (1,000 identities ≈ 0.7 calls/s).
   public var stsRateLimit: Double
   public var stsBurst: Int
 
@@ -87,8 +90,8 @@ public struct ServerConfiguration: Sendable {
     stsEndpoint: String? = nil,
     fetchers: Int = 8,
     prefetchBufferSize: Int = 1000,
-    stsRateLimit: Double = 10,
-    stsBurst: Int = 20,
+    stsRateLimit: Double = 100,
+    stsBurst: Int = 1000,
     environment: [String: String] = [:]
   ) {
     self.prometheusListenAddress = prometheusListenAddress

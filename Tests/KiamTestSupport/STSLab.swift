@@ -1,0 +1,110 @@
+import Foundation
+
+/// moto's STS/IAM/instance-metadata server with fault injection (scripts/test/sts_lab.py), run
+/// as a child process on loopback for the duration of a test.
+public final class STSLab: Sendable {
+  public let port: Int
+  private let process: Process
+
+  /// Whether python3 with moto is available; prints why not when it isn't.
+  public static let isAvailable: Bool = {
+    let probe = Process()
+    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    probe.arguments = ["python3", "-c", "import moto.moto_server.werkzeug_app, boto3"]
+    probe.standardOutput = FileHandle.nullDevice
+    probe.standardError = FileHandle.nullDevice
+    guard (try? probe.run()) != nil else { return false }
+    probe.waitPolling()
+    if probe.terminationStatus != 0 {
+      print("note: python3 with moto[server] and boto3 is missing (scripts/install-test-deps.sh installs it); skipping STS tests")
+    }
+    return probe.terminationStatus == 0
+  }()
+
+  public var endpoint: String { "http://127.0.0.1:\(port)" }
+
+  public init() async throws {
+    port = try FreePort.next()
+    process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/sts_lab.py", "--port", String(port)]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    try await FreePort.waitUntilListening(port, timeout: .seconds(30))
+  }
+
+  /// Stops the lab (Foundation's `waitUntilExit` spins on Linux off the main thread: poll instead).
+  public func stop() {
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGTERM)
+    for _ in 0..<200 where process.isRunning { usleep(10_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+  }
+
+  deinit { stop() }
+
+  /// Sets AssumeRole faults, e.g. `["latency_ms": "300", "throttle_rate": "1"]`.
+  public func setFaults(_ faults: [String: String]) async throws {
+    let query = faults.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.value)" }
+      .joined(separator: "&")
+    _ = try await post("/_lab/faults?\(query)")
+  }
+
+  public func clearFaults() async throws {
+    try await setFaults([
+      "latency_ms": "0", "throttle_rate": "0", "error_rate": "0", "reset_rate": "0", "deny_role": "", "iam_info_status": "200",
+    ])
+  }
+
+  public struct Stats: Decodable, Sendable {
+    public let assume_role: [String: Int]
+    public let max_concurrent: Int
+    public let throttled: Int
+    public let errors: Int
+    public let resets: Int
+    public let denied: Int
+    public let requests: Int
+    public let web_identity: Int
+    public let caller_identity: Int
+
+    public func calls(_ role: String) -> Int { assume_role[role] ?? 0 }
+  }
+
+  public func stats() async throws -> Stats {
+    let (status, body) = try await HTTPGet.fetch(endpoint + "/_lab/stats")
+    guard status == 200 else { throw TestSupportError("stats: \(status)") }
+    return try JSONDecoder().decode(Stats.self, from: Data(body.utf8))
+  }
+
+  public func resetCounters() async throws { _ = try await post("/_lab/reset") }
+
+  public struct AuthSetup: Decodable, Sendable {
+    public let AccessKeyId: String
+    public let SecretAccessKey: String
+    public let UserArn: String
+    public let ServerRoleArn: String
+  }
+
+  /// Creates user `kiam-node` and role `kiam_server` in moto, then turns on moto's signature and
+  /// IAM policy checks; returns the user's keys.
+  public func enableAuthentication() async throws -> AuthSetup {
+    try JSONDecoder().decode(AuthSetup.self, from: Data(try await post("/_lab/setup-auth").utf8))
+  }
+
+  @discardableResult
+  private func post(_ path: String) async throws -> String {
+    var request = URLRequest(url: URL(string: endpoint + path)!)
+    request.httpMethod = "POST"
+    request.timeoutInterval = 30
+    let (data, response) = try await URLSession.shared.data(for: request)
+    guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+      throw TestSupportError("\(path): \(String(decoding: data, as: UTF8.self))")
+    }
+    return String(decoding: data, as: UTF8.self)
+  }
+}
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
