@@ -65,8 +65,9 @@ struct ServerHarness {
   }
 
   /// Runs the server while `body` gets a kiam client.
+  /// - Parameter credentials: A test double, or nil for the real STS-backed cache.
   func run<T: Sendable>(
-    credentials: any CredentialsProvider = StubCredentials(), metrics: KiamMetrics = KiamMetrics(),
+    credentials: (any CredentialsProvider)? = StubCredentials(), metrics: KiamMetrics = KiamMetrics(),
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: @Sendable (Kiam_KiamService.Client<HTTP2ClientTransport.Posix>) async throws -> T
   ) async throws -> T {

@@ -166,12 +166,15 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
 
   /// A pod stopped using `identity`.
   func release(_ identity: RoleIdentity) {
-    state.withLock { state in
-      guard var entry = state.entries[identity] else { return }
+    let unused: Bool = state.withLock { state in
+      guard var entry = state.entries[identity] else { return false }
       entry.users = max(0, entry.users - 1)
       entry.lastUsed = WallClock.nowPrecise()
       state.entries[identity] = entry
+      return entry.users == 0
     }
+    // The scheduler must plan the forgetting.
+    if unused { wake.signal() }
   }
 
   /// Identities currently cached (for tests and metrics).
@@ -221,11 +224,13 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
       var forget: [RoleIdentity] = []
       for (identity, entry) in state.entries {
         if entry.fetching { continue }
-        if entry.users == 0 && entry.waiters.isEmpty && entry.queued != .demand
-          && now - entry.lastUsed > settings.forgetAfter.seconds
-        {
-          forget.append(identity)
-          continue
+        if entry.users == 0 && entry.waiters.isEmpty && entry.queued != .demand {
+          let forgetAt = entry.lastUsed + settings.forgetAfter.seconds
+          if now > forgetAt {
+            forget.append(identity)
+            continue
+          }
+          nextDue = min(nextDue, forgetAt)
         }
         if now < entry.retryAt {
           if entry.queued != nil || entry.users > 0 { nextDue = min(nextDue, entry.retryAt) }
