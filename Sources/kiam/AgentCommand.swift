@@ -32,6 +32,8 @@ struct AgentCommand: AsyncParsableCommand {
   var requireIMDSv2 = false
   @Option(name: .customLong("metadata-endpoint"), help: "The real instance metadata service (default: http://169.254.169.254).")
   var metadataEndpoint: String?
+  @Option(name: .customLong("iptables-check-interval"), help: "How often the iptables rule is checked and restored (default: 30s).")
+  var iptablesCheckInterval: String?
   @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
   var nodeIdentityTokenFile: String?
 
@@ -74,6 +76,8 @@ struct AgentCommand: AsyncParsableCommand {
       }
       config.metadataEndpoint = metadataEndpoint
     }
+    config.iptablesCheckInterval = try FlagValues.positiveDuration(
+      iptablesCheckInterval, flag: "iptables-check-interval", default: .seconds(30))
     if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {
       config.nodeIdentityTokenFile = try FlagValues.readableFile(nodeIdentityTokenFile, flag: "node-identity-token-file", context: context)
     }

@@ -1,3 +1,4 @@
+import KiamShared
 import Testing
 
 @testable import KiamServer

@@ -20,11 +20,11 @@ public final class KiamProcess: Sendable {
     return url.path
   }
 
-  /// Starts `kiam <arguments>`.
-  public init(_ arguments: [String], environment: [String: String]? = nil) throws {
+  /// Starts `kiam <arguments>` (or another `executable`).
+  public init(_ arguments: [String], environment: [String: String]? = nil, executable: String? = nil) throws {
     self.arguments = arguments
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+    process.executableURL = URL(fileURLWithPath: executable ?? Self.binaryPath)
     process.arguments = arguments
     if let environment { process.environment = environment }
     let out = Pipe()

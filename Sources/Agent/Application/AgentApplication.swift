@@ -1,17 +1,96 @@
+import AsyncHTTPClient
+import GRPCCore
+import GRPCNIOTransportHTTP2
 public import KiamShared
 public import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
 
-/// Assembles and runs `kiam agent`.
+/// Assembles and runs `kiam agent`: one `ServiceGroup` that SIGTERM/SIGINT drains.
+///
+/// The agent starts and answers `/ping` without any server reachable (Go kiam exited when it
+/// could not dial a server within 1 s, crash-looping nodes); server connections are made as needed
+/// and re-resolved periodically.
 public struct AgentApplication: Sendable {
   private let configuration: AgentConfiguration
   private let logger: Logger
+  private let metrics: KiamMetrics
 
-  public init(configuration: AgentConfiguration, logger: Logger) {
+  public init(configuration: AgentConfiguration, logger: Logger, metrics: KiamMetrics = KiamMetrics()) {
     self.configuration = configuration
     self.logger = logger
+    self.metrics = metrics
   }
 
   public func run() async throws {
-    throw KiamError(code: .internal, message: "the agent is not implemented yet")
+    let allowRoutes = try GoRegexp(configuration.allowRouteRegexp)
+    let store = try await TLSMaterialStore(files: configuration.tls, role: .client, metrics: metrics, logger: logger)
+    var resolvers = NameResolverRegistry.defaults
+    resolvers.registerFactory(ServerAddressResolverFactory())
+    let address = configuration.serverAddress
+    let transport = try KiamTransports.client(
+      server: address, store: store, settings: configuration.grpc,
+      target: ServerAddressTarget(
+        host: address.host.isEmpty ? "localhost" : address.host, port: address.port, refreshInterval: .seconds(15)),
+      resolvers: resolvers)
+    let grpcClient = GRPCClient(transport: transport)
+    let server = KiamServerClient(
+      client: Kiam_KiamService.Client(wrapping: grpcClient), metrics: metrics, tokenFile: configuration.nodeIdentityTokenFile)
+
+    var httpConfiguration = HTTPClient.Configuration()
+    httpConfiguration.timeout = .init(connect: .seconds(1), read: .seconds(2))
+    httpConfiguration.httpVersion = .http1Only
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+    let upstream = InstanceMetadataClient(endpoint: configuration.metadataEndpoint, http: http)
+
+    let cache = PodCredentialCache()
+    let work = WorkQueue()
+    let handler = MetadataHandler(
+      settings: MetadataSettings(
+        allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2),
+      cache: cache, tokens: IMDSv2Tokens(), server: server, upstream: upstream, work: work,
+      metrics: AgentMetrics(metrics), logger: logger)
+    let listener = HTTPServer(
+      configuration: HTTPServerConfiguration(host: "", port: configuration.port), handler: handler, logger: logger)
+
+    // Started in this order, stopped in reverse: the rule goes first, then the listener drains,
+    // then the queued work and the server connections finish.
+    var services: [any Service] = [
+      GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
+      CredentialRefreshService(cache: cache, server: server, logger: logger), listener,
+    ]
+    if let metricsAddress = configuration.prometheusListenAddress {
+      services.append(
+        HTTPServer(
+          configuration: .init(host: metricsAddress.host, port: metricsAddress.port),
+          handler: MetricsHandler(metrics: metrics), logger: logger))
+    }
+    if configuration.iptables {
+      let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
+      services.append(
+        IPTablesService(
+          rules: [rule], remove: configuration.iptablesRemove, listener: listener, logger: logger, metrics: metrics,
+          recheckInterval: configuration.iptablesCheckInterval))
+    }
+    let group = ServiceGroup(
+      configuration: .init(
+        services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    logger.info(
+      "kiam agent starting",
+      metadata: [
+        "port": "\(configuration.port)", "server": "\(configuration.serverAddress)", "version": "\(KiamVersion.current)",
+      ])
+    var failure: (any Error)?
+    do {
+      try await group.run()
+    } catch {
+      failure = error
+    }
+    try? await http.shutdown()
+    if let failure {
+      if let kiam = failure as? KiamError { throw kiam }
+      throw KiamError(code: .internal, message: "agent stopped", cause: failure)
+    }
   }
 }

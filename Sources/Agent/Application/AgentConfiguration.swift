@@ -32,6 +32,8 @@ public struct AgentConfiguration: Sendable {
   public var metadataEndpoint: String
   /// `--node-identity-token-file`: projected service-account token sent to the server.
   public var nodeIdentityTokenFile: String?
+  /// `--iptables-check-interval` (default 30s): how often the rule is checked and restored.
+  public var iptablesCheckInterval: Duration
 
   public init(
     prometheusListenAddress: HostPort? = nil,
@@ -48,7 +50,8 @@ public struct AgentConfiguration: Sendable {
     hostInterface: String = "docker0",
     requireIMDSv2: Bool = false,
     metadataEndpoint: String = "http://169.254.169.254",
-    nodeIdentityTokenFile: String? = nil
+    nodeIdentityTokenFile: String? = nil,
+    iptablesCheckInterval: Duration = .seconds(30)
   ) {
     self.prometheusListenAddress = prometheusListenAddress
     self.tls = tls
@@ -65,5 +68,6 @@ public struct AgentConfiguration: Sendable {
     self.requireIMDSv2 = requireIMDSv2
     self.metadataEndpoint = metadataEndpoint
     self.nodeIdentityTokenFile = nodeIdentityTokenFile
+    self.iptablesCheckInterval = iptablesCheckInterval
   }
 }

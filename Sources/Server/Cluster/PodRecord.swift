@@ -1,3 +1,5 @@
+import KiamShared
+
 /// The lifecycle phase of a pod.
 public enum PodPhase: UInt8, Sendable {
   case pending, running, succeeded, failed, unknown

@@ -82,7 +82,9 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
         $0.expiration = RFC3339.format(epochSeconds: issued.expiration)
         $0.lastUpdated = RFC3339.format(epochSeconds: issued.lastUpdated)
       }
-      return ServerResponse(message: message, metadata: Self.podMetadata(pod))
+      var metadata = Self.podMetadata(pod)
+      metadata.addString(identity.role.arn, forKey: PodMetadataKeys.roleARN)
+      return ServerResponse(message: message, metadata: metadata)
     } catch {
       let text = (error as? CredentialsError)?.description ?? KiamError.describe(error)
       logger.error(

@@ -36,10 +36,13 @@ public enum KiamTransports {
     return HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
   }
 
-  /// A client transport to `server`: every address DNS returns, round-robin, the server
-  /// certificate checked against `server.host`.
+  /// A client transport to `server`, the server certificate checked against `server.host`.
+  /// - Parameters:
+  ///   - target: Overrides how `server` is resolved (the agent resolves every server address).
+  ///   - resolvers: The registry knowing `target`'s resolver.
   public static func client(
-    server: HostPort, store: TLSMaterialStore, settings: GRPCConnectionSettings
+    server: HostPort, store: TLSMaterialStore, settings: GRPCConnectionSettings,
+    target customTarget: (any ResolvableTarget)? = nil, resolvers: NameResolverRegistry = .defaults
   ) throws -> HTTP2ClientTransport.Posix {
     let material = store.material
     let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
@@ -58,7 +61,9 @@ public enum KiamTransports {
     config.backoff = .init(initial: .milliseconds(100), max: .seconds(5), multiplier: 1.6, jitter: 0.2)
     let host = server.host.isEmpty ? "localhost" : server.host
     let target: any ResolvableTarget
-    if IPAddressText.isIPAddress(host) {
+    if let customTarget {
+      target = customTarget
+    } else if IPAddressText.isIPAddress(host) {
       target = host.contains(":") ? .ipv6(host: host, port: server.port) : .ipv4(host: host, port: server.port)
     } else {
       target = .dns(host: host, port: server.port)
@@ -67,6 +72,7 @@ public enum KiamTransports {
       target: target,
       transportSecurity: security,
       config: config,
+      resolverRegistry: resolvers,
       serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin])
     )
   }

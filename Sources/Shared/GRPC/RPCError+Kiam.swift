@@ -39,4 +39,6 @@ public enum PodMetadataKeys {
   public static let uid = "kiam-pod-uid"
   /// The pod's `namespace/name`.
   public static let name = "kiam-pod-name"
+  /// The resolved ARN of the role whose credentials are returned (GetPodCredentials).
+  public static let roleARN = "kiam-role-arn"
 }

@@ -17,7 +17,12 @@ public enum CanonicalIP {
     }
     var v6 = in6_addr()
     if inet_pton(AF_INET6, candidate, &v6) == 1 {
-      return render(AF_INET6, &v6, size: INET6_ADDRSTRLEN)
+      let rendered = render(AF_INET6, &v6, size: INET6_ADDRSTRLEN)
+      // IPv4-mapped (a dual-stack listener sees IPv4 callers as ::ffff:10.0.0.1).
+      if rendered.hasPrefix("::ffff:"), !rendered.dropFirst(7).contains(":") {
+        return String(rendered.dropFirst(7))
+      }
+      return rendered
     }
     return nil
   }

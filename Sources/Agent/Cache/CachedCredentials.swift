@@ -1,0 +1,67 @@
+import KiamShared
+import NIOCore
+
+/// Credentials ready to serve: the JSON bodies are encoded once, when they arrive.
+struct CachedCredentials: Sendable {
+  /// `/security-credentials/<role>` body.
+  let document: ByteBuffer
+  /// `/security-credentials-extended/<role>` body (with `AccountId` when known).
+  let extendedDocument: ByteBuffer
+  let accessKeyID: String
+  /// Unix seconds.
+  let expiration: Int64
+  /// When the agent received them (Unix seconds) and their lifetime at that point.
+  let receivedAt: Double
+  let lifetime: Double
+  var lastRefreshAttempt: Double
+
+  init(_ credentials: Kiam_Credentials, roleARN: String?, now: Double) {
+    let expiration = RFC3339.parse(credentials.expiration) ?? Int64(now)
+    let lastUpdated = credentials.lastUpdated.isEmpty ? RFC3339.format(epochSeconds: Int64(now)) : credentials.lastUpdated
+    let account = roleARN.flatMap(Self.accountID)
+    document = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: nil)
+    extendedDocument = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: account)
+    accessKeyID = credentials.accessKeyID
+    self.expiration = expiration
+    receivedAt = now
+    lifetime = max(0, Double(expiration) - now)
+    lastRefreshAttempt = now
+  }
+
+  func remaining(now: Double) -> Double { Double(expiration) - now }
+
+  /// Served without asking the server while this much validity is left (SDKs refresh credentials
+  /// with less than 15 minutes left themselves).
+  var serveFloor: Double { min(15 * 60, lifetime / 4) }
+
+  /// Refreshed in the background below this much validity.
+  var refreshBelow: Double { min(30 * 60, lifetime / 2) }
+
+  /// The IMDS credentials document: `Code`, `LastUpdated`, `Type`, `AccessKeyId`,
+  /// `SecretAccessKey`, `Token`, `Expiration` (`YYYY-MM-DDTHH:MM:SSZ` UTC), plus `AccountId` on
+  /// the extended path.
+  static func encode(_ c: Kiam_Credentials, expiration: Int64, lastUpdated: String, accountID: String?) -> ByteBuffer {
+    var json = "{\"Code\":\"Success\",\"LastUpdated\":"
+    JSON.appendString(lastUpdated, to: &json)
+    json += ",\"Type\":\"AWS-HMAC\",\"AccessKeyId\":"
+    JSON.appendString(c.accessKeyID, to: &json)
+    json += ",\"SecretAccessKey\":"
+    JSON.appendString(c.secretAccessKey, to: &json)
+    json += ",\"Token\":"
+    JSON.appendString(c.token, to: &json)
+    json += ",\"Expiration\":"
+    JSON.appendString(RFC3339.format(epochSeconds: expiration), to: &json)
+    if let accountID {
+      json += ",\"AccountId\":"
+      JSON.appendString(accountID, to: &json)
+    }
+    json += "}\n"
+    return ByteBuffer(string: json)
+  }
+
+  static func accountID(_ arn: String) -> String? {
+    let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+    guard parts.count == 6, !parts[4].isEmpty else { return nil }
+    return String(parts[4])
+  }
+}

@@ -1,0 +1,297 @@
+import GRPCCore
+import KiamShared
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+
+/// The EC2 metadata API for the pods of this node.
+///
+/// Warm requests (role list and credentials of a pod the agent already knows) are answered on
+/// the event loop from ``PodCredentialCache`` with no network I/O. Everything else goes to the
+/// ``WorkQueue``: asking the server (one call with the remaining budget of 900 ms, the server
+/// itself waits for pods it has not seen yet), `/health`, and allow-listed pass-through.
+struct MetadataHandler: HTTPRequestHandler {
+  let settings: MetadataSettings
+  let cache: PodCredentialCache
+  let tokens: IMDSv2Tokens
+  let server: KiamServerClient
+  let upstream: InstanceMetadataClient
+  let work: WorkQueue
+  let metrics: AgentMetrics
+  let logger: Logger
+  let lookups = IdentityLookups()
+
+  func handle(_ request: HTTPRequest, eventLoop: any EventLoop) -> HTTPResponseResult {
+    let started = ContinuousClock.now
+    guard let ip = callerIP(request) else {
+      return .immediate(.error(.badRequest, "cannot determine the caller's address"))
+    }
+    let route = MetadataRoute.parse(uri: request.uri)
+    switch route {
+    case .ping:
+      return .immediate(.text(.ok, "pong"))
+    case .redirect(let location):
+      return .immediate(HTTPResponse(status: .movedPermanently, headers: ["Location": location]))
+    case .token:
+      return .immediate(issueToken(request, ip: ip))
+    case .health:
+      let deep = request.queryValue("deep").map { !$0.isEmpty } ?? false
+      return deferred("health", started, eventLoop) { await self.health(deep: deep) }
+    default:
+      break
+    }
+    if let rejection = checkSession(request, ip: ip) { return .immediate(rejection) }
+    switch route {
+    case .roleList:
+      guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
+      if let identity = cache.trustedIdentity(ip: ip) {
+        return .immediate(record("roleName", started, roleListResponse(identity)))
+      }
+      return deferred("roleName", started, eventLoop) { await self.coldRoleList(ip: ip, started: started) }
+    case .credentials(let role, let extended):
+      guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
+      if let cached = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise()) {
+        return .immediate(record("credentials", started, credentialsResponse(cached, extended: extended)))
+      }
+      return deferred("credentials", started, eventLoop) {
+        await self.coldCredentials(ip: ip, role: role, extended: extended, started: started)
+      }
+    case .forbiddenCredentials:
+      return .immediate(record("proxy", started, .error(.notFound, "instance identity credentials are not served to pods")))
+    case .other(let path):
+      guard settings.allowRoutes.matches(path) else {
+        metrics.metrics.proxyRequestsBlocked.increment()
+        return .immediate(
+          record("proxy", started, .error(.notFound, "request blocked by allow-route-regexp \(JSON.quote(settings.allowRoutes.pattern)): \(path)")))
+      }
+      return deferred("proxy", started, eventLoop) { await self.proxy(request) }
+    default:
+      return .immediate(.error(.notFound, "not found"))
+    }
+  }
+
+  // MARK: Caller and session
+
+  private func callerIP(_ request: HTTPRequest) -> String? {
+    if settings.allowIPQuery, let override = request.queryValue("ip"), !override.isEmpty {
+      return CanonicalIP.normalize(override)
+    }
+    return request.remoteAddress?.ipAddress.flatMap(CanonicalIP.normalize)
+  }
+
+  private var methodNotAllowed: HTTPResponse { .error(.methodNotAllowed, "method not allowed") }
+
+  /// `PUT /latest/api/token`: a token for this caller. Never 5xx.
+  private func issueToken(_ request: HTTPRequest, ip: String) -> HTTPResponse {
+    guard request.method == .PUT else { return methodNotAllowed }
+    // EC2 refuses token requests that went through a proxy.
+    if request.headers.contains(name: "X-Forwarded-For") { return .error(.forbidden, "forbidden") }
+    guard let text = request.headers.first(name: "X-aws-ec2-metadata-token-ttl-seconds"),
+      let ttl = Int(text.trimmingCharacters()), IMDSv2Tokens.ttlRange.contains(ttl)
+    else {
+      return .error(.badRequest, "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600")
+    }
+    var response = HTTPResponse.text(.ok, tokens.issue(ip: ip, ttl: ttl, now: WallClock.now()))
+    response.headers.add(name: "X-aws-ec2-metadata-token-ttl-seconds", value: String(ttl))
+    return response
+  }
+
+  /// Checks an IMDSv2 session token when present (or required).
+  private func checkSession(_ request: HTTPRequest, ip: String) -> HTTPResponse? {
+    guard let token = request.headers.first(name: "X-aws-ec2-metadata-token") else {
+      return settings.requireIMDSv2 ? .error(.unauthorized, "IMDSv2 session token required") : nil
+    }
+    switch tokens.check(token, ip: ip, now: WallClock.now()) {
+    case .valid: return nil
+    case .expired: return .error(.unauthorized, "session token expired")
+    case .invalid, .wrongCaller: return .error(.unauthorized, "invalid session token")
+    }
+  }
+
+  // MARK: Responses
+
+  private func roleListResponse(_ identity: PodIdentity) -> HTTPResponse {
+    if identity.role.isEmpty {
+      metrics.metrics.emptyRole("roleName").increment()
+      return .error(.notFound, "empty role")
+    }
+    // Exactly one name, no trailing newline (botocore uses the whole body as the name).
+    return .text(.ok, identity.role)
+  }
+
+  private func credentialsResponse(_ cached: CachedCredentials, extended: Bool) -> HTTPResponse {
+    HTTPResponse(
+      status: .ok, headers: ["Content-Type": "application/json"],
+      body: extended ? cached.extendedDocument : cached.document)
+  }
+
+  private func record(_ handler: String, _ started: ContinuousClock.Instant, _ response: HTTPResponse) -> HTTPResponse {
+    metrics.responded(handler, code: Int(response.status.code), elapsed: ContinuousClock.now - started)
+    if response.status.code >= 400 {
+      logger.info("processed request", metadata: ["handler": "\(handler)", "status": "\(response.status.code)"])
+    }
+    return response
+  }
+
+  private func deferred(
+    _ handler: String, _ started: ContinuousClock.Instant, _ eventLoop: any EventLoop,
+    _ work: @escaping @Sendable () async -> HTTPResponse
+  ) -> HTTPResponseResult {
+    .deferred(self.work.submit(on: eventLoop, work).map { self.record(handler, started, $0) })
+  }
+
+  // MARK: Cold paths
+
+  private func remaining(_ started: ContinuousClock.Instant) -> Duration {
+    settings.requestBudget - (ContinuousClock.now - started)
+  }
+
+  /// Asks the server who `ip` is, within the request budget (one lookup per IP at a time).
+  private func lookupIdentity(ip: String, started: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
+    await lookups.lookup(ip: ip) { await self.askIdentity(ip: ip, started: started) }
+  }
+
+  private func askIdentity(ip: String, started: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
+    var last = ServerCallError(code: .deadlineExceeded, message: "context deadline exceeded")
+    while remaining(started) > .milliseconds(20) {
+      let attempt = ContinuousClock.now
+      do {
+        let identity = try await server.podRole(ip: ip, timeout: remaining(started))
+        cache.confirm(ip: ip, identity: identity)
+        return .success(identity)
+      } catch {
+        last = error
+        // A server that answers "not found" at once has not waited for the pod (Go kiam does
+        // not): ask again shortly, within budget. Ours already waited, so its answer stands.
+        let answeredAtOnce = ContinuousClock.now - attempt < .milliseconds(100)
+        guard error.isPodNotFound, answeredAtOnce, remaining(started) > .milliseconds(150) else { break }
+        try? await Task.sleep(for: .milliseconds(50))
+      }
+    }
+    if last.isPodNotFound { cache.forget(ip: ip) }
+    return .failure(last)
+  }
+
+  private func coldRoleList(ip: String, started: ContinuousClock.Instant) async -> HTTPResponse {
+    switch await lookupIdentity(ip: ip, started: started) {
+    case .success(let identity):
+      return roleListResponse(identity)
+    case .failure(let error) where error.isUnavailable:
+      // Server unreachable: the last identity of this same pod still names its role.
+      if let known = cache.outageIdentity(ip: ip) {
+        logger.warning("server unavailable, serving the known role", metadata: ["pod.ip": "\(ip)", "error": "\(error)"])
+        return roleListResponse(known)
+      }
+      metrics.metrics.findRoleErrors("roleName").increment()
+      return .error(.internalServerError, error.description)
+    case .failure(let error):
+      metrics.metrics.findRoleErrors("roleName").increment()
+      return .error(.internalServerError, error.description)
+    }
+  }
+
+  private func coldCredentials(ip: String, role: String, extended: Bool, started: ContinuousClock.Instant) async -> HTTPResponse {
+    let wallNow = WallClock.nowPrecise()
+    func failure(_ error: ServerCallError) -> HTTPResponse {
+      // Server unreachable: credentials still valid for this same pod are better than none.
+      if error.isUnavailable, let cached = cache.outageCredentials(ip: ip, role: role, wallNow: wallNow) {
+        logger.warning("server unavailable, serving cached credentials", metadata: ["pod.ip": "\(ip)", "error": "\(error)"])
+        return credentialsResponse(cached, extended: extended)
+      }
+      metrics.metrics.credentialFetchErrors("credentials").increment()
+      if error.isForbidden { return .error(.internalServerError, "error fetching credentials: forbidden by policy") }
+      if error.isPodNotFound { return .error(.internalServerError, "error fetching credentials: no pod found") }
+      return .error(.internalServerError, "error fetching credentials: \(error)")
+    }
+    let identity: PodIdentity
+    if let trusted = cache.trustedIdentity(ip: ip) {
+      identity = trusted
+    } else {
+      switch await lookupIdentity(ip: ip, started: started) {
+      case .success(let found): identity = found
+      case .failure(let error) where error.isUnavailable && cache.outageIdentity(ip: ip) != nil:
+        identity = cache.outageIdentity(ip: ip)!
+      case .failure(let error): return failure(error)
+      }
+    }
+    guard !identity.role.isEmpty else {
+      metrics.metrics.credentialFetchErrors("credentials").increment()
+      return .error(.notFound, "error fetching credentials: rpc error: code = Unknown desc = role can't be empty")
+    }
+    // Not the pod's role: 404, so SDKs list the role again (403 would strand them).
+    guard Self.sameRole(role, identity.role) else {
+      return .error(.notFound, "role \(JSON.quote(role)) is not the pod's role")
+    }
+    do {
+      let issued = try await server.podCredentials(ip: ip, role: role, timeout: remaining(started))
+      let cached = CachedCredentials(issued.credentials, roleARN: issued.roleARN, now: WallClock.nowPrecise())
+      cache.store(ip: ip, role: role, credentials: cached, podUID: issued.podUID)
+      return credentialsResponse(cached, extended: extended)
+    } catch {
+      if error.isPodNotFound { cache.forget(ip: ip) }
+      return failure(error)
+    }
+  }
+
+  /// `myrole`, `/myrole` and `myrole/` name the same role.
+  static func sameRole(_ a: String, _ b: String) -> Bool {
+    func normal(_ s: String) -> Substring {
+      var t = s[...]
+      if t.hasPrefix("/") { t = t.dropFirst() }
+      if t.hasSuffix("/") { t = t.dropLast() }
+      return t
+    }
+    return normal(a) == normal(b)
+  }
+
+  private func health(deep: Bool) async -> HTTPResponse {
+    if deep {
+      do {
+        let message = try await server.health(timeout: settings.requestBudget)
+        guard message == "ok" else { return .error(.internalServerError, "server health: \(message)") }
+      } catch {
+        return .error(.internalServerError, error.description)
+      }
+    }
+    do {
+      return .text(.ok, try await upstream.get("/latest/meta-data/instance-id"))
+    } catch {
+      return .error(.internalServerError, "couldn't read metadata response: \(KiamError.describe(error))")
+    }
+  }
+
+  static let hopByHop: Set<String> = [
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "x-forwarded-for", "host", "content-length", "x-aws-ec2-metadata-token",
+  ]
+
+  /// Passes an allow-listed request to the real metadata service, with the agent's own session
+  /// token and without `X-Forwarded-For`; upstream failure is 502.
+  private func proxy(_ request: HTTPRequest) async -> HTTPResponse {
+    var headers = HTTPHeaders()
+    for (name, value) in request.headers where !Self.hopByHop.contains(name.lowercased()) {
+      headers.add(name: name, value: value)
+    }
+    do {
+      let answer = try await upstream.send(method: request.method, pathAndQuery: request.uri, headers: headers, body: request.body)
+      var responseHeaders = HTTPHeaders()
+      for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) {
+        responseHeaders.add(name: name, value: value)
+      }
+      return HTTPResponse(status: answer.status, headers: responseHeaders, body: answer.body)
+    } catch {
+      logger.warning("proxy error", metadata: ["path": "\(request.path)", "error": "\(KiamError.describe(error))"])
+      return HTTPResponse(status: .badGateway)
+    }
+  }
+}
+
+extension String {
+  fileprivate func trimmingCharacters() -> String {
+    var s = self[...]
+    while s.first?.isWhitespace == true { s = s.dropFirst() }
+    while s.last?.isWhitespace == true { s = s.dropLast() }
+    return String(s)
+  }
+}

@@ -1,0 +1,52 @@
+import KiamShared
+import Prometheus
+
+/// The agent's kiam_metadata_* series, the hot ones created once.
+struct AgentMetrics: Sendable {
+  let metrics: KiamMetrics
+  let credentialsLatency: DurationHistogram
+  let roleNameLatency: DurationHistogram
+  let healthLatency: DurationHistogram
+  let proxyLatency: DurationHistogram
+  let credentialsOK: Counter
+  let credentialsSuccess: Counter
+  let roleNameOK: Counter
+  let roleNameSuccess: Counter
+
+  init(_ metrics: KiamMetrics) {
+    self.metrics = metrics
+    credentialsLatency = metrics.handlerLatency("credentials")
+    roleNameLatency = metrics.handlerLatency("roleName")
+    healthLatency = metrics.handlerLatency("health")
+    proxyLatency = metrics.handlerLatency("proxy")
+    credentialsOK = metrics.responses("credentials", code: 200)
+    credentialsSuccess = metrics.success("credentials")
+    roleNameOK = metrics.responses("roleName", code: 200)
+    roleNameSuccess = metrics.success("roleName")
+  }
+
+  func latency(_ handler: String) -> DurationHistogram {
+    switch handler {
+    case "credentials": credentialsLatency
+    case "roleName": roleNameLatency
+    case "health": healthLatency
+    default: proxyLatency
+    }
+  }
+
+  /// Records a response of `handler`.
+  func responded(_ handler: String, code: Int, elapsed: Duration) {
+    latency(handler).record(elapsed)
+    switch (handler, code) {
+    case ("credentials", 200):
+      credentialsOK.increment()
+      credentialsSuccess.increment()
+    case ("roleName", 200):
+      roleNameOK.increment()
+      roleNameSuccess.increment()
+    default:
+      metrics.responses(handler, code: code).increment()
+      if code == 200 { metrics.success(handler).increment() }
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import KiamShared
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// Installs the DNAT rule once the metadata listener is bound (so pods are never sent to a closed
+/// port), re-checks it every 30 s and restores it if something removed it, and removes it on exit
+/// unless `--no-iptables-remove`.
+///
+/// Keeping the rule (`--no-iptables-remove`) fails closed: while the agent restarts or is down,
+/// pods' metadata traffic still goes to the agent's port and is refused, instead of reaching the
+/// node's own metadata service and its instance role (kiam #202, #253).
+struct IPTablesService: Service {
+  let rules: [IPTablesRule]
+  let remove: Bool
+  let listener: HTTPServer
+  let logger: Logger
+  let metrics: KiamMetrics
+  var recheckInterval: Duration = .seconds(30)
+
+  /// A failure to manage the rule.
+  static func failure(_ rule: IPTablesRule, _ output: CommandRunner.Output) -> KiamError {
+    let detail = (output.standardError + output.standardOutput).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+    if output.status == 4 || detail.contains("Permission denied") || detail.contains("you must be root") {
+      return KiamError(
+        code: .invalidConfiguration,
+        message: "\(rule.binary): permission denied: the agent needs the NET_ADMIN capability (and /run/xtables.lock mounted) for --iptables (\(detail))")
+    }
+    return KiamError(code: .internal, message: "\(rule.binary) failed with status \(output.status): \(detail)")
+  }
+
+  func run() async throws {
+    var binaries: [String: String] = [:]
+    for rule in rules {
+      guard let path = CommandRunner.find(rule.binary) else {
+        throw KiamError(
+          code: .invalidConfiguration,
+          message: "\(rule.binary) not found: install it in the agent image or run the agent without --iptables")
+      }
+      binaries[rule.binary] = path
+    }
+    _ = try await listener.listeningAddress
+    let resolved = binaries
+    for rule in rules { try await ensure(rule, binary: resolved[rule.binary]!, initial: true) }
+    try? await cancelWhenGracefulShutdown {
+      while true {
+        try await Task.sleep(for: recheckInterval)
+        for rule in rules {
+          do {
+            try await ensure(rule, binary: resolved[rule.binary]!, initial: false)
+          } catch {
+            logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
+          }
+        }
+      }
+    }
+    if remove {
+      for rule in rules { await delete(rule, binary: resolved[rule.binary]!) }
+    } else {
+      logger.info("leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
+    }
+  }
+
+  private func ensure(_ rule: IPTablesRule, binary: String, initial: Bool) async throws {
+    let check = try await CommandRunner.run(binary, rule.checkArguments)
+    if check.status == 0 { return }
+    if check.status == 4 || check.standardError.contains("Permission denied") { throw Self.failure(rule, check) }
+    let insert = try await CommandRunner.run(binary, rule.insertArguments)
+    guard insert.status == 0 else { throw Self.failure(rule, insert) }
+    if initial {
+      logger.info("added iptables rule", metadata: ["rule": "\(rule.specification.joined(separator: " "))"])
+    } else {
+      metrics.registry.makeCounter(
+        descriptor: .init(
+          namespace: "kiam", subsystem: "agent", metricName: "iptables_restored", unitName: "total",
+          helpText: "Times the DNAT rule was found missing and put back")
+      ).increment()
+      logger.warning("iptables rule was missing, restored it", metadata: ["rule": "\(rule.specification.joined(separator: " "))"])
+    }
+  }
+
+  /// Removes the rule; retries briefly and never crashes (kiam's retry loop panicked, #402).
+  private func delete(_ rule: IPTablesRule, binary: String) async {
+    for attempt in 1...5 {
+      do {
+        let output = try await CommandRunner.run(binary, rule.deleteArguments)
+        if output.status == 0 {
+          logger.info("removed iptables rule")
+          return
+        }
+        // Already gone is fine.
+        let check = try await CommandRunner.run(binary, rule.checkArguments)
+        if check.status != 0 { return }
+        logger.warning("cannot remove iptables rule", metadata: ["attempt": "\(attempt)", "error": "\(output.standardError)"])
+      } catch {
+        logger.warning("cannot remove iptables rule", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+      }
+      try? await Task.sleep(for: .milliseconds(200))
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import KiamShared
+import Logging
+import Prometheus
+import SwiftProtobuf
+import Synchronization
+
+/// What the agent learns about the pod behind an IP.
+struct PodIdentity: Sendable, Equatable {
+  /// The `iam.amazonaws.com/role` annotation ("" when none).
+  var role: String
+  /// The pod's UID when the server names it (our server does, Go kiam's does not).
+  var uid: String
+}
+
+/// Credentials from the server, with what the server told about them.
+struct ServerCredentials: Sendable {
+  var credentials: Kiam_Credentials
+  var podUID: String
+  /// The resolved role ARN, when the server says (for `AccountId` on the extended path).
+  var roleARN: String?
+}
+
+/// An error talking to the server, with Go kiam's text (`rpc error: code = … desc = …`).
+struct ServerCallError: Error, Sendable, CustomStringConvertible {
+  let code: RPCError.Code
+  let message: String
+  var description: String { "rpc error: code = \(code.goName) desc = \(message)" }
+  /// `forbidden by policy` (not retried).
+  var isForbidden: Bool { message == "forbidden by policy" }
+  /// The server has not seen the pod (yet).
+  var isPodNotFound: Bool { message == "pod not found" || message == "no pod found" }
+  /// The server could not be reached or answered too late.
+  var isUnavailable: Bool { [.unavailable, .deadlineExceeded, .cancelled].contains(code) }
+}
+
+/// The agent's calls to kiam servers: deadlines on every call, the optional node-identity token
+/// (re-read as it rotates), and go-grpc-prometheus client metrics.
+struct KiamServerClient: Sendable {
+  let client: Kiam_KiamService.Client<HTTP2ClientTransport.Posix>
+  let metrics: KiamMetrics
+  let tokenFile: String?
+
+  func podRole(ip: String, timeout: Duration) async throws(ServerCallError) -> PodIdentity {
+    try await call("GetPodRole", timeout: timeout) { options, metadata in
+      try await client.getPodRole(Kiam_GetPodRoleRequest.with { $0.ip = ip }, metadata: metadata, options: options) { response in
+        let message = try response.message
+        return PodIdentity(role: message.name, uid: response.metadata.first(PodMetadataKeys.uid) ?? "")
+      }
+    }
+  }
+
+  func podCredentials(ip: String, role: String, timeout: Duration) async throws(ServerCallError) -> ServerCredentials {
+    try await call("GetPodCredentials", timeout: timeout) { options, metadata in
+      let request = Kiam_GetPodCredentialsRequest.with {
+        $0.ip = ip
+        $0.role = role
+      }
+      return try await client.getPodCredentials(request, metadata: metadata, options: options) { response in
+        ServerCredentials(
+          credentials: try response.message, podUID: response.metadata.first(PodMetadataKeys.uid) ?? "",
+          roleARN: response.metadata.first(PodMetadataKeys.roleARN))
+      }
+    }
+  }
+
+  func health(timeout: Duration) async throws(ServerCallError) -> String {
+    try await call("GetHealth", timeout: timeout) { options, metadata in
+      try await client.getHealth(Kiam_GetHealthRequest(), metadata: metadata, options: options).message
+    }
+  }
+
+  private func call<T: Sendable>(
+    _ method: String, timeout: Duration, _ body: (CallOptions, Metadata) async throws -> T
+  ) async throws(ServerCallError) -> T {
+    let counters = metrics.grpc(.client, service: "kiam.KiamService", method: method)
+    counters.started.increment()
+    counters.messagesSent.increment()
+    var options = CallOptions.defaults
+    options.timeout = max(timeout, .milliseconds(1))
+    options.waitForReady = true
+    var metadata = Metadata()
+    if let token = nodeToken() { metadata.addString("Bearer \(token)", forKey: "authorization") }
+    do {
+      let result = try await body(options, metadata)
+      counters.messagesReceived.increment()
+      counters.handled(code: "OK").increment()
+      return result
+    } catch let error as RPCError {
+      counters.handled(code: error.code.goName).increment()
+      throw ServerCallError(code: error.code, message: error.message)
+    } catch {
+      counters.handled(code: "Unknown").increment()
+      throw ServerCallError(code: .unknown, message: KiamError.describe(error))
+    }
+  }
+
+  private func nodeToken() -> String? {
+    guard let tokenFile else { return nil }
+    return (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+}
+
+extension Metadata {
+  func first(_ key: String) -> String? {
+    self[stringValues: key].first(where: { _ in true })
+  }
+}

@@ -1,0 +1,103 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import KiamShared
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `--server-address` resolved through DNS to every server (a headless Service), one endpoint
+/// per address so round-robin spreads calls over all servers. Re-resolved periodically, so new
+/// servers are found without waiting for a connection to fail (Go kiam relied on the server's
+/// 15 min connection age for that).
+struct ServerAddressTarget: ResolvableTarget, Sendable {
+  var host: String
+  var port: Int
+  var refreshInterval: Duration
+}
+
+struct ServerAddressResolverFactory: NameResolverFactory {
+  typealias Target = ServerAddressTarget
+
+  func resolver(for target: ServerAddressTarget) -> NameResolver {
+    NameResolver(
+      names: RPCAsyncSequence(wrapping: ServerAddressResolutions(target: target)), updateMode: .push,
+      authority: HostPort.display(host: target.host, port: target.port))
+  }
+}
+
+/// Resolves now, then again every `refreshInterval` (sooner while resolution fails), yielding only
+/// when the set of addresses changes.
+struct ServerAddressResolutions: AsyncSequence, Sendable {
+  typealias Element = NameResolutionResult
+  typealias Failure = any Error
+  let target: ServerAddressTarget
+
+  func makeAsyncIterator() -> Iterator { Iterator(target: target) }
+
+  struct Iterator: AsyncIteratorProtocol {
+    let target: ServerAddressTarget
+    var last: [String]?
+
+    mutating func next() async throws -> NameResolutionResult? {
+      var failures = 0
+      while true {
+        if last != nil || failures > 0 {
+          let delay: Duration = failures > 0 ? .milliseconds(Swift.min(5000, 200 << Swift.min(failures, 5))) : target.refreshInterval
+          try await Task.sleep(for: delay)
+        }
+        let addresses = await Self.lookup(host: target.host)
+        if addresses.isEmpty {
+          failures += 1
+          if last == nil && failures == 1 {
+            // Let the client know there is nothing to connect to yet (calls fail fast, no hang).
+            return NameResolutionResult(endpoints: [], serviceConfig: nil)
+          }
+          continue
+        }
+        failures = 0
+        if addresses == last { continue }
+        last = addresses
+        let endpoints = addresses.map { address -> Endpoint in
+          address.contains(":")
+            ? Endpoint(addresses: [.ipv6(host: address, port: target.port)])
+            : Endpoint(addresses: [.ipv4(host: address, port: target.port)])
+        }
+        return NameResolutionResult(endpoints: endpoints, serviceConfig: nil)
+      }
+    }
+
+    /// getaddrinfo on NIO's thread pool (it blocks).
+    static func lookup(host: String) async -> [String] {
+      if IPAddressText.isIPAddress(host) { return [host] }
+      return (try? await NIOThreadPool.singleton.runIfActive { Self.getaddrinfo(host) }) ?? []
+    }
+
+    static func getaddrinfo(_ host: String) -> [String] {
+      var hints = addrinfo()
+      hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+      hints.ai_family = AF_UNSPEC
+      var result: UnsafeMutablePointer<addrinfo>?
+      guard Glibc.getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
+      defer { freeaddrinfo(result) }
+      var out = Set<String>()
+      var cursor = result
+      while let entry = cursor {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        if entry.pointee.ai_family == AF_INET {
+          var addr = entry.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+          inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
+          out.insert(String(cString: buffer))
+        } else if entry.pointee.ai_family == AF_INET6 {
+          var addr = entry.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+          inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
+          out.insert(String(cString: buffer))
+        }
+        cursor = entry.pointee.ai_next
+      }
+      return out.sorted()
+    }
+  }
+}

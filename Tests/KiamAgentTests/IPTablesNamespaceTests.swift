@@ -1,0 +1,100 @@
+import Foundation
+import KiamTestSupport
+import Testing
+
+/// The agent's DNAT rule in a private network namespace (root only; skipped with a reason else).
+@Suite(.serialized) struct IPTablesNamespaceTests {
+  func agent(in ns: NetworkNamespace, pki: TestPKIFixture, port: Int, extra: [String] = [], env: String = "") throws -> KiamProcess {
+    try KiamProcess(
+      ["-c", "exec ip netns exec \(ns.name) env \(env) \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=\(port) --server-address=127.0.0.1:1 --iptables-check-interval=300ms "
+        + pki.agent.arguments.joined(separator: " ") + " " + extra.joined(separator: " ")],
+      executable: "/bin/sh")
+  }
+
+  func rules(_ ns: NetworkNamespace) throws -> [String] {
+    try ns.run("iptables -t nat -S PREROUTING").output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("-A") }
+  }
+
+  @Test func insertedFirstRestoredAndRemoved() async throws {
+    if NetworkNamespace.skipIfUnavailable("iptables rule lifecycle") { return }
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    try ns.run("iptables -t nat -A PREROUTING -p tcp --dport 81 -j ACCEPT")
+    let process = try agent(in: ns, pki: pki, port: 18181)
+    let expected = "-d 169.254.169.254/32 -i veth+ -p tcp -m tcp --dport 80 -m comment --comment \"kiam agent: EC2 metadata to the agent\" -j DNAT --to-destination 10.99.0.1:18181"
+    let current = (try? rules(ns)) ?? []
+    #expect(await eventually { (try? rules(ns).first) == "-A PREROUTING \(expected)" }, "\(current) \(process.standardError)")
+    #expect(try rules(ns).count == 2)
+    // Someone deletes it: put back (at the top) within the check interval.
+    try ns.run("iptables -t nat -D PREROUTING \(expected)")
+    #expect(try rules(ns).count == 1)
+    #expect(await eventually { (try? rules(ns).first) == "-A PREROUTING \(expected)" })
+    #expect(process.standardError.contains("iptables rule was missing, restored it"))
+    // On exit it is removed (the default).
+    process.signal(SIGTERM)
+    #expect(await process.wait(timeout: .seconds(10)) == 0)
+    #expect(try rules(ns) == ["-A PREROUTING -p tcp -m tcp --dport 81 -j ACCEPT"])
+  }
+
+  @Test func keptWithNoIptablesRemoveAndNeverDuplicated() async throws {
+    if NetworkNamespace.skipIfUnavailable("--no-iptables-remove") { return }
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    let first = try agent(in: ns, pki: pki, port: 18182, extra: ["--no-iptables-remove"])
+    #expect(await eventually { (try? rules(ns).count) == 1 })
+    first.signal(SIGTERM)
+    #expect(await first.wait(timeout: .seconds(10)) == 0)
+    #expect(try rules(ns).count == 1)  // kept: pods keep being sent to the (absent) agent, failing closed
+    let second = try agent(in: ns, pki: pki, port: 18182, extra: ["--no-iptables-remove"])
+    try await Task.sleep(for: .milliseconds(800))
+    #expect(try rules(ns).count == 1)  // idempotent
+    second.signal(SIGTERM)
+    _ = await second.wait(timeout: .seconds(10))
+  }
+
+  @Test func invertedInterface() async throws {
+    if NetworkNamespace.skipIfUnavailable("inverted interface") { return }
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    let process = try KiamProcess(
+      ["-c", "exec ip netns exec \(ns.name) \(KiamProcess.binaryPath) agent --iptables --host-interface=!eth0 --host=10.99.0.1 --port=18183 --server-address=127.0.0.1:1 " + pki.agent.arguments.joined(separator: " ")],
+      executable: "/bin/sh")
+    #expect(await eventually { (try? rules(ns).first?.contains("! -i eth0")) == true })
+    process.signal(SIGTERM)
+    _ = await process.wait(timeout: .seconds(10))
+  }
+
+  @Test func missingBinaryOrCapabilityIsOneClearError() async throws {
+    if NetworkNamespace.skipIfUnavailable("iptables errors") { return }
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    try Shell.run("chmod 755 \(dir.path) && chmod 644 \(dir.path)/*")
+    // No iptables on PATH.
+    let noBinary = try agent(in: ns, pki: pki, port: 18184, env: "PATH=/nonexistent")
+    #expect(await noBinary.wait(timeout: .seconds(10)) == 1)
+    #expect(noBinary.standardError.contains("iptables not found"), "\(noBinary.standardError)")
+    // Not allowed to change the firewall (no NET_ADMIN).
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+      print("skipping the NET_ADMIN case: setpriv missing")
+      return
+    }
+    let unprivileged = try KiamProcess(
+      ["-c", "exec ip netns exec \(ns.name) setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=18185 --server-address=127.0.0.1:1 " + pki.agent.arguments.joined(separator: " ")],
+      executable: "/bin/sh")
+    #expect(await unprivileged.wait(timeout: .seconds(15)) == 1)
+    #expect(unprivileged.standardError.contains("NET_ADMIN"), "\(unprivileged.standardError)")
+    #expect(unprivileged.standardError.split(separator: "\n").filter { $0.contains("level=fatal") }.count == 1)
+  }
+}

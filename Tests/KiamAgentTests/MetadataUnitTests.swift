@@ -1,0 +1,174 @@
+import Foundation
+import KiamShared
+import KiamTestSupport
+import NIOCore
+import Testing
+
+@testable import KiamAgent
+
+@Suite struct MetadataRouteTests {
+  @Test(arguments: [
+    ("/ping", MetadataRoute.ping),
+    ("/health", .health),
+    ("/health?deep=1", .health),
+    ("/latest/api/token", .token),
+    ("/latest/meta-data/iam/security-credentials/", .roleList(extended: false)),
+    ("/2016-09-02/meta-data/iam/security-credentials/", .roleList(extended: false)),
+    ("/latest/meta-data/iam/security-credentials-extended/", .roleList(extended: true)),
+    ("/latest/meta-data/iam/security-credentials", .redirect("/latest/meta-data/iam/security-credentials/")),
+    ("/latest/meta-data/iam/security-credentials?x=1", .redirect("/latest/meta-data/iam/security-credentials/?x=1")),
+    ("/latest/meta-data/iam/security-credentials-extended", .redirect("/latest/meta-data/iam/security-credentials-extended/")),
+    ("/latest/meta-data/iam/security-credentials/app", .credentials(role: "app", extended: false)),
+    ("/latest/meta-data/iam/security-credentials/app/", .credentials(role: "app", extended: false)),
+    ("/latest/meta-data/iam/security-credentials/team/app", .credentials(role: "team/app", extended: false)),
+    ("/latest/meta-data/iam/security-credentials/arn:aws:iam::1:role/x", .credentials(role: "arn:aws:iam::1:role/x", extended: false)),
+    ("/latest/meta-data/iam/security-credentials-extended/app", .credentials(role: "app", extended: true)),
+    ("/latest/meta-data/iam/security-credentials//x", .redirect("/latest/meta-data/iam/security-credentials/x")),
+    ("/latest/meta-data/./iam/info", .redirect("/latest/meta-data/iam/info")),
+    ("/latest/meta-data/placement/../iam/security-credentials/", .redirect("/latest/meta-data/iam/security-credentials/")),
+    ("/latest/meta-data/%2e%2e/user-data", .redirect("/latest/user-data")),
+    ("/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance", .forbiddenCredentials),
+    ("/latest/meta-data/placement/availability-zone", .other(path: "/latest/meta-data/placement/availability-zone")),
+    ("/latest/user-data", .other(path: "/latest/user-data")),
+    ("/", .other(path: "/")),
+  ])
+  func parses(_ uri: String, _ route: MetadataRoute) {
+    #expect(MetadataRoute.parse(uri: uri) == route)
+  }
+
+  @Test func sameRole() {
+    #expect(MetadataHandler.sameRole("app", "/app"))
+    #expect(MetadataHandler.sameRole("app/", "app"))
+    #expect(!MetadataHandler.sameRole("app", "other"))
+  }
+}
+
+@Suite struct IMDSv2TokenTests {
+  let tokens = IMDSv2Tokens()
+
+  @Test func validForItsCallerUntilExpiry() {
+    let token = tokens.issue(ip: "10.0.0.1", ttl: 60, now: 1000)
+    #expect(tokens.check(token, ip: "10.0.0.1", now: 1059) == .valid)
+    #expect(tokens.check(token, ip: "10.0.0.1", now: 1060) == .expired)
+    #expect(tokens.check(token, ip: "10.0.0.2", now: 1001) == .wrongCaller)
+  }
+
+  @Test func forgedOrForeignTokensAreInvalid() {
+    let token = tokens.issue(ip: "10.0.0.1", ttl: 60, now: 1000)
+    #expect(IMDSv2Tokens().check(token, ip: "10.0.0.1", now: 1001) == .invalid)  // another agent's key
+    var tampered = Array(token)
+    tampered[8] = tampered[8] == "A" ? "B" : "A"
+    #expect(tokens.check(String(tampered), ip: "10.0.0.1", now: 1001) == .invalid)
+    #expect(tokens.check("garbage", ip: "10.0.0.1", now: 1001) == .invalid)
+    #expect(tokens.check("", ip: "10.0.0.1", now: 1001) == .invalid)
+  }
+}
+
+@Suite struct IPTablesRuleTests {
+  @Test func rendersKiamsRuleInserted() {
+    let rule = IPTablesRule.forHost("10.0.0.5", interface: "cali+", port: 8181)
+    #expect(rule.binary == "iptables")
+    #expect(rule.insertArguments == [
+      "-w", "5", "-t", "nat", "-I", "PREROUTING", "1", "-p", "tcp", "-d", "169.254.169.254/32", "--dport", "80", "-i", "cali+",
+      "-m", "comment", "--comment", "kiam agent: EC2 metadata to the agent", "-j", "DNAT", "--to-destination", "10.0.0.5:8181",
+    ])
+    #expect(rule.checkArguments.prefix(6) == ["-w", "5", "-t", "nat", "-C", "PREROUTING"])
+    #expect(rule.deleteArguments.prefix(6) == ["-w", "5", "-t", "nat", "-D", "PREROUTING"])
+  }
+
+  @Test func invertedInterface() {
+    let rule = IPTablesRule.forHost("10.0.0.5", interface: "!eth0", port: 3100)
+    #expect(rule.specification.contains("!"))
+    let index = rule.specification.firstIndex(of: "!")!
+    #expect(Array(rule.specification[index...(index + 2)]) == ["!", "-i", "eth0"])
+  }
+
+  @Test func ipv6UsesIp6tablesAndTheIPv6MetadataAddress() {
+    let rule = IPTablesRule.forHost("fd00::5", interface: "eth0", port: 3100)
+    #expect(rule.binary == "ip6tables")
+    #expect(rule.specification.contains("fd00:ec2::254/128"))
+    #expect(rule.specification.last == "[fd00::5]:3100")
+  }
+}
+
+@Suite struct CredentialsDocumentTests {
+  @Test func documentShape() throws {
+    let credentials = Kiam_Credentials.with {
+      $0.code = "Success"
+      $0.type = "AWS-HMAC"
+      $0.accessKeyID = "ASIA123"
+      $0.secretAccessKey = "sec\"ret"
+      $0.token = "tok"
+      $0.expiration = "2026-11-23T06:00:00Z"
+      $0.lastUpdated = "2026-11-23T05:00:00Z"
+    }
+    let cached = CachedCredentials(credentials, roleARN: "arn:aws:iam::123456789012:role/app", now: 1_795_410_000)
+    let text = String(buffer: cached.document)
+    #expect(text.hasSuffix("}\n"))
+    #expect(text.hasPrefix("{\"Code\":\"Success\",\"LastUpdated\":\"2026-11-23T05:00:00Z\",\"Type\":\"AWS-HMAC\",\"AccessKeyId\""))
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String]
+    #expect(object?["SecretAccessKey"] == "sec\"ret")
+    #expect(object?["Expiration"] == "2026-11-23T06:00:00Z")
+    #expect(object?["AccountId"] == nil)
+    let extended = try JSONSerialization.jsonObject(with: Data(String(buffer: cached.extendedDocument).utf8)) as? [String: String]
+    #expect(extended?["AccountId"] == "123456789012")
+    #expect(cached.expiration == 1_795_413_600)
+  }
+}
+
+@Suite struct PodIdentityCacheTests {
+  func table(_ dir: TemporaryDirectory, mac: String, device: String) throws -> NeighborTable {
+    let path = try dir.write(
+      "arp",
+      """
+      IP address       HW type     Flags       HW address            Mask     Device
+      10.0.0.9         0x1         0x2         aa:bb:cc:00:00:01     *        veth1
+      10.0.0.7         0x1         0x2         \(mac)     *        \(device)
+      10.0.0.8         0x1         0x0         00:00:00:00:00:00     *        veth2
+      """)
+    return NeighborTable(path: path)
+  }
+
+  @Test func neighborTableParsing() throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let neighbors = try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7")
+    #expect(neighbors.link(for: "10.0.0.7") == "de:ad:be:ef:00:07@veth7")
+    #expect(neighbors.link(for: "10.0.0.8") == nil)
+    #expect(neighbors.link(for: "10.0.0.1") == nil)
+    #expect(neighbors.link(for: "fd00::1") == nil)
+  }
+
+  @Test func identityIsTrustedWhileTheLinkIsUnchangedAndNotAfterReuse() async throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let cache = PodCredentialCache(neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), identityMaxAge: .milliseconds(100))
+    #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
+    cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old"))
+    #expect(cache.trustedIdentity(ip: "10.0.0.7")?.role == "old-role")
+    try await Task.sleep(for: .milliseconds(200))
+    // Same MAC and interface: still the same pod.
+    #expect(cache.trustedIdentity(ip: "10.0.0.7")?.role == "old-role")
+    // The IP now belongs to a new pod (new veth, new MAC): not trusted any more.
+    _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
+    try await Task.sleep(for: .milliseconds(200))
+    #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
+    #expect(cache.outageCredentials(ip: "10.0.0.7", role: "old-role", wallNow: WallClock.nowPrecise()) == nil)
+  }
+
+  @Test func aNewPodUIDDropsThePreviousCredentials() throws {
+    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"))
+    let credentials = Kiam_Credentials.with {
+      $0.accessKeyID = "ASIAOLD"
+      $0.expiration = RFC3339.format(epochSeconds: WallClock.now() + 3600)
+    }
+    cache.store(ip: "10.0.0.7", role: "r", credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.nowPrecise()), podUID: "uid-a")
+    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise())?.accessKeyID == "ASIAOLD")
+    cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "uid-b"))
+    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise()) == nil)
+  }
+}
+
+extension CachedCredentials: Equatable {
+  public static func == (a: CachedCredentials, b: CachedCredentials) -> Bool { a.accessKeyID == b.accessKeyID && a.expiration == b.expiration }
+}
