@@ -151,6 +151,12 @@ let package = Package(
       swiftSettings: testSwiftSettings
     ),
     .testTarget(
+      name: "KiamE2ETests",
+      dependencies: ["KiamShared", "KiamTestSupport"],
+      path: "Tests/KiamE2ETests",
+      swiftSettings: testSwiftSettings
+    ),
+    .testTarget(
       name: "KiamCLITests",
       dependencies: [
         "kiam",

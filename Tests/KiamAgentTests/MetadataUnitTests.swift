@@ -156,6 +156,37 @@ import Testing
     #expect(cache.outageCredentials(ip: "10.0.0.7", role: "old-role", wallNow: WallClock.nowPrecise()) == nil)
   }
 
+  @Test func aLaggingServerNamingThePreviousPodIsNotBelieved() async throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let cache = PodCredentialCache(
+      neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), conflictLimit: .milliseconds(300))
+    #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old")) == .accepted)
+    // A new pod got the IP (new link); the server has not seen it and still names the old pod.
+    _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
+    #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
+    #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old")) == .conflict)
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", sameConnection: true) == nil)
+    #expect(cache.outageIdentity(ip: "10.0.0.7") == nil)
+    // The server learns about the new pod: accepted at once.
+    #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "new-role", uid: "uid-new")) == .accepted)
+    #expect(cache.trustedIdentity(ip: "10.0.0.7")?.role == "new-role")
+    // A pod whose interface really was re-created: the server's word wins after the limit.
+    _ = try table(dir, mac: "de:ad:be:ef:11:11", device: "veth43")
+    #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "new-role", uid: "uid-new")) == .conflict)
+    try await Task.sleep(for: .milliseconds(400))
+    #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "new-role", uid: "uid-new")) == .accepted)
+  }
+
+  @Test func keepAliveConnectionsKeepTheirPod() throws {
+    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "u"))
+    // A new connection without neighbor information needs the server again (window 0) ...
+    #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
+    // ... further requests on a checked connection come from the same pod.
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", sameConnection: true)?.role == "r")
+  }
+
   @Test func aNewPodUIDDropsThePreviousCredentials() throws {
     let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"))
     let credentials = Kiam_Credentials.with {

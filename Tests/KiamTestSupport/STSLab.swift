@@ -4,6 +4,7 @@ import Foundation
 /// as a child process on loopback for the duration of a test.
 public final class STSLab: Sendable {
   public let port: Int
+  public let host: String
   private let process: Process
 
   /// Whether python3 with moto is available; prints why not when it isn't.
@@ -21,17 +22,35 @@ public final class STSLab: Sendable {
     return probe.terminationStatus == 0
   }()
 
-  public var endpoint: String { "http://127.0.0.1:\(port)" }
+  public var endpoint: String { "http://\(host):\(port)" }
 
-  public init() async throws {
-    port = try FreePort.next()
+  /// Starts the lab on 127.0.0.1, or inside network namespace `namespace` on `host:port`.
+  public init(namespace: String? = nil, host: String = "127.0.0.1", port fixedPort: Int? = nil) async throws {
+    port = try fixedPort ?? FreePort.next()
+    self.host = host
     process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/sts_lab.py", "--port", String(port)]
+    let lab = [KiamProcess.packageRoot + "/scripts/test/sts_lab.py", "--host", host, "--port", String(port)]
+    if let namespace {
+      process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+      process.arguments = ["netns", "exec", namespace, "python3"] + lab
+    } else {
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      process.arguments = ["python3"] + lab
+    }
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    try await FreePort.waitUntilListening(port, timeout: .seconds(30))
+    if namespace == nil {
+      try await FreePort.waitUntilListening(port, timeout: .seconds(30))
+    } else {
+      let clock = ContinuousClock()
+      let deadline = clock.now + .seconds(30)
+      while clock.now < deadline {
+        if (try? Shell.run("ip netns exec \(namespace!) sh -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null"))?.status == 0 { break }
+        if (try? Shell.run("ip netns exec \(namespace!) curl -s -o /dev/null http://\(host):\(port)/_lab/stats"))?.status == 0 { break }
+        try await Task.sleep(for: .milliseconds(100))
+      }
+    }
   }
 
   /// Stops the lab (Foundation's `waitUntilExit` spins on Linux off the main thread: poll instead).

@@ -5,32 +5,55 @@ import Synchronization
 /// role, so warm requests are answered from memory.
 ///
 /// ## Identity
-/// An IP may be reused by a new pod. The agent answers from memory only while it is sure the
-/// caller is still the pod it learned about:
-/// - within `identityMaxAge` (1 s) of the server confirming the IP's pod, or
-/// - while the node's neighbor entry for the IP (MAC and interface) is the one seen at
-///   confirmation: a new pod brings a new MAC and veth.
-/// Otherwise the next request asks the server (`GetPodRole`) first; a different pod UID drops
-/// everything cached for the IP. During a server outage, credentials are only served when the
-/// neighbor entry still matches, or where no neighbor information exists at all.
+/// An IP may be reused by a new pod. A new pod always arrives on a new TCP connection (from its
+/// own network namespace), so:
+/// - further requests on a connection whose first request was checked come from the same pod
+///   (trusted for up to 5 minutes after the server last confirmed the IP's pod);
+/// - the first request on a connection is trusted only if the node's neighbor entry for the IP
+///   (MAC address and interface) is the one seen when the server confirmed the pod: a new pod
+///   brings a new MAC and veth. Where the node has no neighbor entry at all (loopback callers,
+///   IPv6, layer-3 CNIs), only a confirmation younger than `identityMaxAge` (1 s) counts;
+/// - anything else asks the server (`GetPodRole`) first. If the server still names the pod the
+///   agent knew (same UID) although the link changed, the server has not yet seen the new pod
+///   (a lagging watch): the agent refuses to answer until it has, for at most 30 s.
+/// During a server outage, cached answers are only given while the neighbor entry still matches,
+/// or where no neighbor information exists at all.
 final class PodCredentialCache: Sendable {
   struct Entry: Sendable {
     var identity: PodIdentity
     /// Monotonic seconds of the last confirmation by the server.
+    var serverConfirmedAt: Double
+    /// Monotonic seconds of the last confirmation by the server or by an unchanged link.
     var confirmedAt: Double
     var link: String?
     var credentials: [String: CachedCredentials] = [:]
     var lastUsed: Double
+    /// Set while the server names the previous pod for a changed link.
+    var conflictSince: Double?
+  }
+
+  /// The outcome of a server confirmation.
+  enum Confirmation: Equatable {
+    case accepted
+    /// The link changed but the server still names the same pod: wait for the server.
+    case conflict
   }
 
   private let entries = Mutex<[String: Entry]>([:])
   private let neighbors: NeighborTable
   let identityMaxAge: Double
+  let connectionTrust: Double
+  let conflictLimit: Double
   let evictAfter: Double
 
-  init(neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1), evictAfter: Duration = .seconds(7200)) {
+  init(
+    neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1),
+    connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30), evictAfter: Duration = .seconds(7200)
+  ) {
     self.neighbors = neighbors
     self.identityMaxAge = identityMaxAge.seconds
+    self.connectionTrust = connectionTrust.seconds
+    self.conflictLimit = conflictLimit.seconds
     self.evictAfter = evictAfter.seconds
   }
 
@@ -38,7 +61,8 @@ final class PodCredentialCache: Sendable {
   static func monotonic() -> Double { ContinuousClock.now.timeIntervalSinceBoot }
 
   /// The identity of `ip` if it can be trusted without asking the server.
-  func trustedIdentity(ip: String) -> PodIdentity? {
+  /// - Parameter sameConnection: The request is not the first on its connection.
+  func trustedIdentity(ip: String, sameConnection: Bool = false) -> PodIdentity? {
     let now = Self.monotonic()
     let entry: Entry? = entries.withLock { entries in
       guard var entry = entries[ip] else { return nil }
@@ -46,19 +70,25 @@ final class PodCredentialCache: Sendable {
       entries[ip] = entry
       return entry
     }
-    guard let entry else { return nil }
-    if now - entry.confirmedAt < identityMaxAge { return entry.identity }
-    // Older confirmation: still the same pod if its link is unchanged.
-    if let known = entry.link, let current = neighbors.link(for: ip), known == current {
+    guard let entry, entry.conflictSince == nil else { return nil }
+    if sameConnection && now - entry.serverConfirmedAt < connectionTrust { return entry.identity }
+    // A new connection: is it still the same pod?
+    guard now - entry.serverConfirmedAt < connectionTrust else { return nil }
+    let current = neighbors.link(for: ip)
+    switch (entry.link, current) {
+    case (let known?, let current?) where known == current:
       entries.withLock { $0[ip]?.confirmedAt = now }
       return entry.identity
+    case (nil, nil):
+      return now - entry.confirmedAt < identityMaxAge ? entry.identity : nil
+    default:
+      return nil
     }
-    return nil
   }
 
   /// Credentials to serve for `ip` and `role` without asking the server.
-  func warmCredentials(ip: String, role: String, wallNow: Double) -> CachedCredentials? {
-    guard trustedIdentity(ip: ip) != nil else { return nil }
+  func warmCredentials(ip: String, role: String, wallNow: Double, sameConnection: Bool = false) -> CachedCredentials? {
+    guard trustedIdentity(ip: ip, sameConnection: sameConnection) != nil else { return nil }
     return entries.withLock { entries -> CachedCredentials? in
       guard let cached = entries[ip]?.credentials[role], cached.remaining(now: wallNow) >= cached.serveFloor else { return nil }
       return cached
@@ -68,7 +98,8 @@ final class PodCredentialCache: Sendable {
   /// Credentials for an outage: still valid for a minute and the caller not shown to be a new pod.
   func outageCredentials(ip: String, role: String, wallNow: Double) -> CachedCredentials? {
     let entry = entries.withLock { $0[ip] }
-    guard let entry, let cached = entry.credentials[role], cached.remaining(now: wallNow) > 60 else { return nil }
+    guard let entry, entry.conflictSince == nil, let cached = entry.credentials[role], cached.remaining(now: wallNow) > 60
+    else { return nil }
     let current = neighbors.link(for: ip)
     if let known = entry.link, let current, known != current { return nil }
     if entry.link != nil && current == nil { return nil }
@@ -77,26 +108,39 @@ final class PodCredentialCache: Sendable {
 
   /// The last identity of `ip` for a server outage, unless the caller is shown to be a new pod.
   func outageIdentity(ip: String) -> PodIdentity? {
-    guard let entry = entries.withLock({ $0[ip] }) else { return nil }
+    guard let entry = entries.withLock({ $0[ip] }), entry.conflictSince == nil else { return nil }
     let current = neighbors.link(for: ip)
     if let known = entry.link, known != current { return nil }
     return entry.identity
   }
 
-  /// The server confirmed `identity` for `ip`.
-  func confirm(ip: String, identity: PodIdentity) {
+  /// The server named `identity` for `ip`.
+  @discardableResult
+  func confirm(ip: String, identity: PodIdentity) -> Confirmation {
     let now = Self.monotonic()
     let link = neighbors.link(for: ip)
-    entries.withLock { entries in
+    return entries.withLock { entries -> Confirmation in
       if var entry = entries[ip], Self.samePod(entry.identity, identity) {
+        if !identity.uid.isEmpty, let known = entry.link, let link, known != link {
+          // The link changed but the server names the same pod: it has not seen the new pod yet.
+          let since = entry.conflictSince ?? now
+          if now - since < conflictLimit {
+            entry.conflictSince = since
+            entries[ip] = entry
+            return .conflict
+          }
+        }
         entry.identity = identity
+        entry.serverConfirmedAt = now
         entry.confirmedAt = now
         entry.link = link
         entry.lastUsed = now
+        entry.conflictSince = nil
         entries[ip] = entry
       } else {
-        entries[ip] = Entry(identity: identity, confirmedAt: now, link: link, lastUsed: now)
+        entries[ip] = Entry(identity: identity, serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
       }
+      return .accepted
     }
   }
 
@@ -105,13 +149,18 @@ final class PodCredentialCache: Sendable {
     let now = Self.monotonic()
     let link = neighbors.link(for: ip)
     entries.withLock { entries in
-      var entry = entries[ip] ?? Entry(identity: PodIdentity(role: role, uid: podUID), confirmedAt: now, link: link, lastUsed: now)
+      var entry =
+        entries[ip]
+        ?? Entry(identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
       if !podUID.isEmpty, !entry.identity.uid.isEmpty, entry.identity.uid != podUID {
         // A different pod: forget the previous one's credentials.
-        entry = Entry(identity: PodIdentity(role: role, uid: podUID), confirmedAt: now, link: link, lastUsed: now)
+        entry = Entry(
+          identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
       }
+      guard entry.conflictSince == nil else { return }
       if !podUID.isEmpty { entry.identity.uid = podUID }
       entry.credentials[role] = credentials
+      entry.serverConfirmedAt = now
       entry.confirmedAt = now
       entry.link = link
       entry.lastUsed = now

@@ -45,13 +45,15 @@ struct MetadataHandler: HTTPRequestHandler {
     switch route {
     case .roleList:
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      if let identity = cache.trustedIdentity(ip: ip) {
+      if let identity = cache.trustedIdentity(ip: ip, sameConnection: request.connectionRequestIndex > 0) {
         return .immediate(record("roleName", started, roleListResponse(identity)))
       }
       return deferred("roleName", started, eventLoop) { await self.coldRoleList(ip: ip, started: started) }
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      if let cached = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise()) {
+      if let cached = cache.warmCredentials(
+        ip: ip, role: role, wallNow: WallClock.nowPrecise(), sameConnection: request.connectionRequestIndex > 0)
+      {
         return .immediate(record("credentials", started, credentialsResponse(cached, extended: extended)))
       }
       return deferred("credentials", started, eventLoop) {
@@ -154,18 +156,26 @@ struct MetadataHandler: HTTPRequestHandler {
 
   private func askIdentity(ip: String, started: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
     var last = ServerCallError(code: .deadlineExceeded, message: "context deadline exceeded")
-    while remaining(started) > .milliseconds(20) {
+    attempts: while remaining(started) > .milliseconds(20) {
       let attempt = ContinuousClock.now
       do {
         let identity = try await server.podRole(ip: ip, timeout: remaining(started))
-        cache.confirm(ip: ip, identity: identity)
-        return .success(identity)
+        switch cache.confirm(ip: ip, identity: identity) {
+        case .accepted:
+          return .success(identity)
+        case .conflict:
+          // A new pod behind this IP that the server does not know yet: wait for it, within budget.
+          last = ServerCallError(code: .unknown, message: Self.podChanged)
+          guard remaining(started) > .milliseconds(150) else { break attempts }
+          try? await Task.sleep(for: .milliseconds(100))
+          continue attempts
+        }
       } catch {
         last = error
         // A server that answers "not found" at once has not waited for the pod (Go kiam does
         // not): ask again shortly, within budget. Ours already waited, so its answer stands.
         let answeredAtOnce = ContinuousClock.now - attempt < .milliseconds(100)
-        guard error.isPodNotFound, answeredAtOnce, remaining(started) > .milliseconds(150) else { break }
+        guard error.isPodNotFound, answeredAtOnce, remaining(started) > .milliseconds(150) else { break attempts }
         try? await Task.sleep(for: .milliseconds(50))
       }
     }
@@ -233,6 +243,9 @@ struct MetadataHandler: HTTPRequestHandler {
       return failure(error)
     }
   }
+
+  /// Why a reused IP gets no answer while the server still names the previous pod.
+  static let podChanged = "the pod behind this IP changed and the server does not know the new pod yet"
 
   /// `myrole`, `/myrole` and `myrole/` name the same role.
   static func sameRole(_ a: String, _ b: String) -> Bool {

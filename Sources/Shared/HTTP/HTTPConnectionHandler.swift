@@ -13,6 +13,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   private var head: HTTPRequestHead?
   private var body: ByteBuffer?
   private var rejecting = false
+  private var requestsSeen = 0
 
   init(handler: any HTTPRequestHandler, maxHeaderBytes: Int, maxBodyBytes: Int) {
     self.handler = handler
@@ -54,8 +55,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         headers: requestHead.headers,
         body: body,
         remoteAddress: context.channel.remoteAddress,
-        localAddress: context.channel.localAddress
+        localAddress: context.channel.localAddress,
+        connectionRequestIndex: requestsSeen
       )
+      requestsSeen += 1
       body = nil
       let keepAlive = requestHead.isKeepAlive
       let version = requestHead.version

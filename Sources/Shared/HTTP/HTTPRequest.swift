@@ -15,6 +15,8 @@ public struct HTTPRequest: Sendable {
   public var remoteAddress: SocketAddress?
   /// The local address the connection arrived on.
   public var localAddress: SocketAddress?
+  /// 0 for the first request on its connection, then 1, 2, … (keep-alive).
+  public var connectionRequestIndex: Int
 
   public init(
     method: HTTPMethod,
@@ -22,7 +24,8 @@ public struct HTTPRequest: Sendable {
     headers: HTTPHeaders = [:],
     body: ByteBuffer? = nil,
     remoteAddress: SocketAddress? = nil,
-    localAddress: SocketAddress? = nil
+    localAddress: SocketAddress? = nil,
+    connectionRequestIndex: Int = 0
   ) {
     self.method = method
     self.uri = uri
@@ -30,6 +33,7 @@ public struct HTTPRequest: Sendable {
     self.body = body
     self.remoteAddress = remoteAddress
     self.localAddress = localAddress
+    self.connectionRequestIndex = connectionRequestIndex
   }
 
   /// The path part of the URI (before `?`).
