@@ -8,12 +8,14 @@ CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
 
-.PHONY: help build release test unit-test e2e demo bench protos check-protos certs secrets clean deps
+.PHONY: help build release test e2e demo bench protos check-protos certs secrets clean deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
 	@echo "release       static release build (--static-swift-stdlib)"
+	@echo "demo          run kiam end to end here: STS, server, agent, pods asking 169.254.169.254"
 	@echo "test          every test: unit, integration (moto, TLS, processes), e2e when root"
+	@echo "e2e           the end-to-end suite alone (root: network namespaces and iptables)"
 	@echo "protos        regenerate Sources/Shared/Generated from Protos/kiam.proto"
 	@echo "check-protos  fail when the committed generated code is stale"
 	@echo "certs         development CA, server and agent certificates in $(CERTS_DIR)/"
@@ -29,6 +31,13 @@ release:
 test: deps
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	KIAM_BINARY=$(CURDIR)/.build/debug/kiam $(SWIFT) test --skip-build --no-parallel $(BUILD_FLAGS)
+
+e2e: deps
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	KIAM_BINARY=$(CURDIR)/.build/debug/kiam $(SWIFT) test --skip-build --no-parallel --filter KiamE2ETests $(BUILD_FLAGS)
+
+demo:
+	@scripts/demo.sh
 
 deps:
 	@scripts/install-test-deps.sh

@@ -148,6 +148,36 @@ import Testing
     #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).status == 401)
   }
 
+  /// Only a request that checked the caller vouches for its connection: a keep-alive connection
+  /// that so far only fetched an IMDSv2 token is checked like a new one. (On loopback there is no
+  /// neighbor entry, so only a confirmation younger than a second counts.)
+  @Test func aTokenRequestDoesNotVouchForItsConnection() async throws {
+    guard STSLab.isAvailable else { return }
+    let h = try await AgentHarness()
+    defer { Task { await h.stop() } }
+    try await h.startServer()
+    try await h.startAgent()
+    let path = "/latest/meta-data/iam/security-credentials/"
+    #expect(try h.get(path).body == "app-local")
+    let connection = try RawSocket(port: h.agentPort)
+    try connection.send("PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n")
+    let token = String(connection.receiveResponse().split(separator: "\r\n\r\n", maxSplits: 1).last ?? "")
+    #expect(!token.isEmpty)
+    // 127.0.0.1 now belongs to another pod; the server re-reads its manifests within a second.
+    let moved = AgentHarness.manifests.replacingOccurrences(
+      of: "name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-local}",
+      with: "name: local2, namespace: apps, uid: uid-local2, annotations: {iam.amazonaws.com/role: app-other}")
+    #expect(moved != AgentHarness.manifests)
+    try h.directory.write("manifests/pods.yaml", moved)
+    try await Task.sleep(for: .milliseconds(2500))
+    try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token: \(token)\r\n\r\n")
+    let listed = connection.receiveResponse()
+    #expect(listed.hasSuffix("\r\n\r\napp-other"), "\(listed)")
+    // Later requests on this connection, now checked, keep their pod.
+    try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+    #expect(connection.receiveResponse().hasSuffix("\r\n\r\napp-other"))
+  }
+
   @Test func requireIMDSv2RefusesTokenlessRequests() async throws {
     guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()

@@ -166,7 +166,8 @@ import Testing
     _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
     #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old")) == .conflict)
-    #expect(cache.trustedIdentity(ip: "10.0.0.7", sameConnection: true) == nil)
+    let oldPod = PodIdentity(role: "old-role", uid: "uid-old").connectionKey
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: oldPod) == nil)
     #expect(cache.outageIdentity(ip: "10.0.0.7") == nil)
     // The server learns about the new pod: accepted at once.
     #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "new-role", uid: "uid-new")) == .accepted)
@@ -183,8 +184,12 @@ import Testing
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "u"))
     // A new connection without neighbor information needs the server again (window 0) ...
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
-    // ... further requests on a checked connection come from the same pod.
-    #expect(cache.trustedIdentity(ip: "10.0.0.7", sameConnection: true)?.role == "r")
+    // ... further requests on a connection checked for this pod come from the same pod ...
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r", uid: "u").connectionKey)?.role == "r")
+    // ... but not a connection checked for another pod, whose IP has moved on.
+    cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r2", uid: "u2"))
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r", uid: "u").connectionKey) == nil)
+    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r2", uid: "u2").connectionKey)?.role == "r2")
   }
 
   @Test func aNewPodUIDDropsThePreviousCredentials() throws {
@@ -194,7 +199,7 @@ import Testing
       $0.expiration = RFC3339.format(epochSeconds: WallClock.now() + 3600)
     }
     cache.store(ip: "10.0.0.7", role: "r", credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.nowPrecise()), podUID: "uid-a")
-    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise())?.accessKeyID == "ASIAOLD")
+    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise())?.credentials.accessKeyID == "ASIAOLD")
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "uid-b"))
     #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise()) == nil)
   }

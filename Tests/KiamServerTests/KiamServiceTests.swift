@@ -160,7 +160,7 @@ import Testing
     try await harness.run { client async throws in
       #expect(await eventually { (try? await client.health()) == "ok" })
       let response = try await client.getPodRole(Kiam_GetPodRoleRequest.with { $0.ip = "10.0.0.1" }, options: .defaults) {
-        try $0.metadata
+        $0.metadata
       }
       #expect(response[stringValues: "kiam-pod-uid"].first(where: { _ in true }) == uid)
       #expect(response[stringValues: "kiam-pod-name"].first(where: { _ in true }) == "apps/web")

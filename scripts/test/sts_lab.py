@@ -169,7 +169,24 @@ def setup_auth(endpoint):
             "UserArn": f"arn:aws:iam::{ACCOUNT}:user/kiam-node", "ServerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/kiam_server"}
 
 
+def exit_with_parent():
+    """Stops the lab when whoever started it is gone (a killed test run must not leave it behind)."""
+    import os
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    # A parent that blocks signals (test runners do) passes its mask on: take SIGTERM and SIGINT back.
+    import signal
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    exit_with_parent()
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)

@@ -7,8 +7,10 @@ import Synchronization
 /// ## Identity
 /// An IP may be reused by a new pod. A new pod always arrives on a new TCP connection (from its
 /// own network namespace), so:
-/// - further requests on a connection whose first request was checked come from the same pod
-///   (trusted for up to 5 minutes after the server last confirmed the IP's pod);
+/// - once a request on a connection was checked, the connection's later requests come from the
+///   same pod (trusted for up to 5 minutes after the server last confirmed the IP's pod). The
+///   handler keeps the checked pod in the connection's context (``PodIdentity/connectionKey``);
+///   a request that checked nothing (an IMDSv2 token) does not make the connection trusted;
 /// - the first request on a connection is trusted only if the node's neighbor entry for the IP
 ///   (MAC address and interface) is the one seen when the server confirmed the pod: a new pod
 ///   brings a new MAC and veth. Where the node has no neighbor entry at all (loopback callers,
@@ -61,8 +63,9 @@ final class PodCredentialCache: Sendable {
   static func monotonic() -> Double { ContinuousClock.now.timeIntervalSinceBoot }
 
   /// The identity of `ip` if it can be trusted without asking the server.
-  /// - Parameter sameConnection: The request is not the first on its connection.
-  func trustedIdentity(ip: String, sameConnection: Bool = false) -> PodIdentity? {
+  /// - Parameter connectionPod: The pod checked earlier on the request's connection
+  ///   (``PodIdentity/connectionKey``), if any.
+  func trustedIdentity(ip: String, connectionPod: String? = nil) -> PodIdentity? {
     let now = Self.monotonic()
     let entry: Entry? = entries.withLock { entries in
       guard var entry = entries[ip] else { return nil }
@@ -71,7 +74,9 @@ final class PodCredentialCache: Sendable {
       return entry
     }
     guard let entry, entry.conflictSince == nil else { return nil }
-    if sameConnection && now - entry.serverConfirmedAt < connectionTrust { return entry.identity }
+    if let connectionPod, connectionPod == entry.identity.connectionKey, now - entry.serverConfirmedAt < connectionTrust {
+      return entry.identity
+    }
     // A new connection: is it still the same pod?
     guard now - entry.serverConfirmedAt < connectionTrust else { return nil }
     let current = neighbors.link(for: ip)
@@ -87,11 +92,15 @@ final class PodCredentialCache: Sendable {
   }
 
   /// Credentials to serve for `ip` and `role` without asking the server.
-  func warmCredentials(ip: String, role: String, wallNow: Double, sameConnection: Bool = false) -> CachedCredentials? {
-    guard trustedIdentity(ip: ip, sameConnection: sameConnection) != nil else { return nil }
-    return entries.withLock { entries -> CachedCredentials? in
-      guard let cached = entries[ip]?.credentials[role], cached.remaining(now: wallNow) >= cached.serveFloor else { return nil }
-      return cached
+  func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String? = nil) -> (
+    identity: PodIdentity, credentials: CachedCredentials
+  )? {
+    guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
+    return entries.withLock { entries in
+      guard let entry = entries[ip], entry.identity == identity, let cached = entry.credentials[role],
+        cached.remaining(now: wallNow) >= cached.serveFloor
+      else { return nil }
+      return (identity, cached)
     }
   }
 

@@ -45,19 +45,25 @@ struct MetadataHandler: HTTPRequestHandler {
     switch route {
     case .roleList:
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      if let identity = cache.trustedIdentity(ip: ip, sameConnection: request.connectionRequestIndex > 0) {
+      if let identity = cache.trustedIdentity(ip: ip, connectionPod: request.connection.verified) {
+        request.connection.verified = identity.connectionKey
         return .immediate(record("roleName", started, roleListResponse(identity)))
       }
-      return deferred("roleName", started, eventLoop) { await self.coldRoleList(ip: ip, started: started) }
+      let connection = request.connection
+      return deferred("roleName", started, eventLoop) {
+        await self.coldRoleList(ip: ip, connection: connection, started: started)
+      }
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      if let cached = cache.warmCredentials(
-        ip: ip, role: role, wallNow: WallClock.nowPrecise(), sameConnection: request.connectionRequestIndex > 0)
+      if let warm = cache.warmCredentials(
+        ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: request.connection.verified)
       {
-        return .immediate(record("credentials", started, credentialsResponse(cached, extended: extended)))
+        request.connection.verified = warm.identity.connectionKey
+        return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
       }
+      let connection = request.connection
       return deferred("credentials", started, eventLoop) {
-        await self.coldCredentials(ip: ip, role: role, extended: extended, started: started)
+        await self.coldCredentials(ip: ip, role: role, extended: extended, connection: connection, started: started)
       }
     case .forbiddenCredentials:
       return .immediate(record("proxy", started, .error(.notFound, "instance identity credentials are not served to pods")))
@@ -183,9 +189,10 @@ struct MetadataHandler: HTTPRequestHandler {
     return .failure(last)
   }
 
-  private func coldRoleList(ip: String, started: ContinuousClock.Instant) async -> HTTPResponse {
+  private func coldRoleList(ip: String, connection: HTTPConnectionContext, started: ContinuousClock.Instant) async -> HTTPResponse {
     switch await lookupIdentity(ip: ip, started: started) {
     case .success(let identity):
+      connection.verified = identity.connectionKey
       return roleListResponse(identity)
     case .failure(let error) where error.isUnavailable:
       // Server unreachable: the last identity of this same pod still names its role.
@@ -201,7 +208,9 @@ struct MetadataHandler: HTTPRequestHandler {
     }
   }
 
-  private func coldCredentials(ip: String, role: String, extended: Bool, started: ContinuousClock.Instant) async -> HTTPResponse {
+  private func coldCredentials(
+    ip: String, role: String, extended: Bool, connection: HTTPConnectionContext, started: ContinuousClock.Instant
+  ) async -> HTTPResponse {
     let wallNow = WallClock.nowPrecise()
     func failure(_ error: ServerCallError) -> HTTPResponse {
       // Server unreachable: credentials still valid for this same pod are better than none.
@@ -215,11 +224,13 @@ struct MetadataHandler: HTTPRequestHandler {
       return .error(.internalServerError, "error fetching credentials: \(error)")
     }
     let identity: PodIdentity
-    if let trusted = cache.trustedIdentity(ip: ip) {
+    if let trusted = cache.trustedIdentity(ip: ip, connectionPod: connection.verified) {
       identity = trusted
     } else {
       switch await lookupIdentity(ip: ip, started: started) {
-      case .success(let found): identity = found
+      case .success(let found):
+        identity = found
+        connection.verified = found.connectionKey
       case .failure(let error) where error.isUnavailable && cache.outageIdentity(ip: ip) != nil:
         identity = cache.outageIdentity(ip: ip)!
       case .failure(let error): return failure(error)

@@ -13,6 +13,9 @@ struct PodIdentity: Sendable, Equatable {
   var role: String
   /// The pod's UID when the server names it (our server does, Go kiam's does not).
   var uid: String
+
+  /// What a connection remembers about the pod it was checked for.
+  var connectionKey: String { "\(uid)\u{0}\(role)" }
 }
 
 /// Credentials from the server, with what the server told about them.

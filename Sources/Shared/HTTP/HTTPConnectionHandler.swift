@@ -13,7 +13,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   private var head: HTTPRequestHead?
   private var body: ByteBuffer?
   private var rejecting = false
-  private var requestsSeen = 0
+  private let connection = HTTPConnectionContext()
 
   init(handler: any HTTPRequestHandler, maxHeaderBytes: Int, maxBodyBytes: Int) {
     self.handler = handler
@@ -56,9 +56,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         body: body,
         remoteAddress: context.channel.remoteAddress,
         localAddress: context.channel.localAddress,
-        connectionRequestIndex: requestsSeen
+        connectionRequestIndex: connection.nextRequestIndex(),
+        connection: connection
       )
-      requestsSeen += 1
       body = nil
       let keepAlive = requestHead.isKeepAlive
       let version = requestHead.version

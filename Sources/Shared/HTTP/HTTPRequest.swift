@@ -17,6 +17,8 @@ public struct HTTPRequest: Sendable {
   public var localAddress: SocketAddress?
   /// 0 for the first request on its connection, then 1, 2, … (keep-alive).
   public var connectionRequestIndex: Int
+  /// State shared by the requests of this connection.
+  public var connection: HTTPConnectionContext
 
   public init(
     method: HTTPMethod,
@@ -25,7 +27,8 @@ public struct HTTPRequest: Sendable {
     body: ByteBuffer? = nil,
     remoteAddress: SocketAddress? = nil,
     localAddress: SocketAddress? = nil,
-    connectionRequestIndex: Int = 0
+    connectionRequestIndex: Int = 0,
+    connection: HTTPConnectionContext = HTTPConnectionContext()
   ) {
     self.method = method
     self.uri = uri
@@ -34,6 +37,7 @@ public struct HTTPRequest: Sendable {
     self.remoteAddress = remoteAddress
     self.localAddress = localAddress
     self.connectionRequestIndex = connectionRequestIndex
+    self.connection = connection
   }
 
   /// The path part of the URI (before `?`).

@@ -1,0 +1,25 @@
+import Synchronization
+
+/// State that lives as long as one client connection: handed to every request on it, so a
+/// handler can remember what it verified about the caller for the connection's later requests
+/// (keep-alive). A new connection always starts empty.
+public final class HTTPConnectionContext: Sendable {
+  private let state = Mutex<(requests: Int, verified: String?)>((0, nil))
+
+  /// A context with nothing verified yet.
+  public init() {}
+
+  /// What the handler verified about the caller on this connection, if anything.
+  public var verified: String? {
+    get { state.withLock { $0.verified } }
+    set { state.withLock { $0.verified = newValue } }
+  }
+
+  /// Counts a request and returns its index on the connection (0 for the first).
+  func nextRequestIndex() -> Int {
+    state.withLock { state in
+      defer { state.requests += 1 }
+      return state.requests
+    }
+  }
+}
