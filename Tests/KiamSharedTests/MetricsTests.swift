@@ -19,7 +19,7 @@ import Testing
     metrics.proxyRequestsBlocked.increment()
     metrics.stsCacheSize.set(to: 4)
     _ = metrics.tls(.server)
-    _ = metrics.grpc(.server, service: "kiam.KiamService", method: "GetHealth").handled(code: "OK").increment()
+    metrics.grpc(.server, service: "kiam.KiamService", method: "GetHealth").handled(code: "OK").increment()
     let handler = MetricsHandler(metrics: metrics)
     let loop = EmbeddedEventLoop()
     guard case .immediate(let response) = handler.handle(HTTPRequest(method: .GET, uri: "/metrics"), eventLoop: loop) else {

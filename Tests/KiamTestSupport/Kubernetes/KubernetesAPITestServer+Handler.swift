@@ -114,21 +114,23 @@ extension KubernetesAPITestServer {
       offset = start
       listRV = rv
     }
-    let all: [[String: Any]]
-    if resource == "pods" {
-      all = state.pods.keys.sorted().map { key in
+    let keys: [String]
+    if let cached = state.sortedKeys[resource], cached.resourceVersion == state.resourceVersion {
+      keys = cached.keys
+    } else {
+      keys = resource == "pods" ? state.pods.keys.sorted() : state.namespaces.keys.sorted()
+      state.sortedKeys[resource] = (state.resourceVersion, keys)
+    }
+    let page: [[String: Any]] = keys.dropFirst(offset).prefix(limit).map { key in
+      if resource == "pods" {
         let (pod, rv) = state.pods[key]!
         return pod.json(resourceVersion: rv)
       }
-    } else {
-      all = state.namespaces.keys.sorted().map { key in
-        let (namespace, rv) = state.namespaces[key]!
-        return namespace.json(resourceVersion: rv)
-      }
+      let (namespace, rv) = state.namespaces[key]!
+      return namespace.json(resourceVersion: rv)
     }
-    let page = Array(all.dropFirst(offset).prefix(limit))
     var metadata: [String: Any] = ["resourceVersion": String(listRV)]
-    if offset + page.count < all.count { metadata["continue"] = "\(listRV):\(offset + page.count)" }
+    if offset + page.count < keys.count { metadata["continue"] = "\(listRV):\(offset + page.count)" }
     return .json(
       .ok, ["kind": resource == "pods" ? "PodList" : "NamespaceList", "apiVersion": "v1", "metadata": metadata, "items": page])
   }
@@ -209,7 +211,7 @@ final class APIHandler: ChannelInboundHandler {
         }
       }
       if latency > .zero {
-        context.eventLoop.scheduleTask(in: .nanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)) {
+        context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)) {
           respond()
         }
       } else {

@@ -70,6 +70,9 @@ public final class KubernetesAPITestServer: Sendable {
     var requests: [String] = []
     var watchRequests = 0
     var listRequests = 0
+    /// Sorted keys per resource, valid for the resourceVersion they were made at (paged lists of
+    /// large states would otherwise sort everything for every page).
+    var sortedKeys: [String: (resourceVersion: Int, keys: [String])] = [:]
   }
 
   let state: Mutex<State>
