@@ -36,6 +36,47 @@ import Testing
     #expect(MetadataRoute.parse(uri: uri) == route)
   }
 
+  /// The allocation-free path for canonical credentials paths answers exactly like the general
+  /// parser, and leaves everything unusual to it.
+  @Test func fastPathAgreesWithTheGeneralParser() {
+    let base = [
+      "/latest/meta-data/iam/security-credentials/", "/latest/meta-data/iam/security-credentials-extended/",
+      "/latest/meta-data/iam/security-credentials/app-web", "/latest/meta-data/iam/security-credentials/App_1+=,.@-x/",
+      "/latest/meta-data/iam/security-credentials-extended/r", "/latest/meta-data/iam/security-credentials/..",
+      "/latest/meta-data/iam/security-credentials/.", "/latest/meta-data/iam/security-credentials//",
+      "/latest/meta-data/iam/security-credentials/a//", "/latest/meta-data/iam/security-credentials-extende/x",
+      "/latest/meta-data/iam/security-credentials-extendedx/", "/latest/meta-data/iam/security-credentials/a%2fb",
+      "/latest/meta-data/iam/security-credentials/a?x=1", "/latest/meta-data/iam/security-credentials/a b",
+      "/latest/meta-data/iam/security-credentialsx", "/latest/meta-data/iam/security-credentials/.a",
+      "/latest/meta-data/iam/security-credentials/a/./",
+    ]
+    // Every single-byte insertion after the fixed prefix: deterministic, and covers separators,
+    // escapes, dots and plain characters at every position.
+    let alphabet = Array("a/.-%?x_2".utf8)
+    var uris = base
+    for uri in base {
+      let bytes = Array(uri.utf8)
+      for position in 40...bytes.count {
+        for byte in alphabet {
+          var mutated = bytes
+          mutated.insert(byte, at: position)
+          uris.append(String(decoding: mutated, as: UTF8.self))
+        }
+      }
+    }
+    var fast = 0
+    for uri in uris {
+      guard let route = MetadataRoute.fastCredentialsRoute(uri) else { continue }
+      fast += 1
+      #expect(route == MetadataRoute.parseGeneral(uri: uri), "\(uri)")
+    }
+    #expect(fast > 100)
+    #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/app-web")
+      == .credentials(role: "app-web", extended: false))
+    #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/team/app") == nil)
+    #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/..") == nil)
+  }
+
   @Test func sameRole() {
     #expect(MetadataHandler.sameRole("app", "/app"))
     #expect(MetadataHandler.sameRole("app/", "app"))

@@ -19,6 +19,52 @@ enum MetadataRoute: Equatable {
 
   /// Parses the request target (path and query).
   static func parse(uri: String) -> MetadataRoute {
+    fastCredentialsRoute(uri) ?? parseGeneral(uri: uri)
+  }
+
+  private static let credentialsPrefix = Array("/latest/meta-data/iam/security-credentials".utf8)
+
+  /// The role list and credentials paths in their canonical form (what SDKs send on every
+  /// credentials refresh), recognised on the raw bytes without allocating; nil for anything
+  /// else, which ``parseGeneral(uri:)`` handles (and which gives the same answer for these).
+  static func fastCredentialsRoute(_ uri: String) -> MetadataRoute? {
+    uri.utf8.withContiguousStorageIfAvailable { bytes -> MetadataRoute? in
+      let prefix = credentialsPrefix
+      guard bytes.count > prefix.count, bytes.prefix(prefix.count).elementsEqual(prefix) else { return nil }
+      var index = prefix.count
+      var extended = false
+      if bytes[index] == UInt8(ascii: "-") {
+        let suffix = "-extended".utf8
+        guard bytes.count > index + suffix.count, bytes[index..<(index + suffix.count)].elementsEqual(suffix) else { return nil }
+        index += suffix.count
+        extended = true
+      }
+      guard index < bytes.count, bytes[index] == UInt8(ascii: "/") else { return nil }
+      index += 1
+      var end = bytes.count
+      if end == index { return .roleList(extended: extended) }
+      if bytes[end - 1] == UInt8(ascii: "/") { end -= 1 }
+      guard end > index else { return nil }
+      var onlyDots = true
+      for byte in bytes[index..<end] {
+        // IAM role names: letters, digits and +=,.@_- (no slash, no escapes, no query).
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+          UInt8(ascii: "+"), UInt8(ascii: "="), UInt8(ascii: ","), UInt8(ascii: "@"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+          onlyDots = false
+        case UInt8(ascii: "."):
+          continue
+        default:
+          return nil
+        }
+      }
+      if onlyDots { return nil }
+      return .credentials(role: String(decoding: bytes[index..<end], as: UTF8.self), extended: extended)
+    } ?? nil
+  }
+
+  /// Parses any request target: percent-decoding, Go-style cleaning (redirects), every route.
+  static func parseGeneral(uri: String) -> MetadataRoute {
     let rawPath: Substring
     let query: Substring?
     if let q = uri.firstIndex(of: "?") {

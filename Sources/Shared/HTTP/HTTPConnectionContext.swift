@@ -1,3 +1,4 @@
+public import NIOCore
 import Synchronization
 
 /// State that lives as long as one client connection: handed to every request on it, so a
@@ -6,8 +7,19 @@ import Synchronization
 public final class HTTPConnectionContext: Sendable {
   private let state = Mutex<(requests: Int, verified: String?)>((0, nil))
 
+  /// The peer of the connection.
+  public let remoteAddress: SocketAddress?
+  /// The local address the connection arrived on.
+  public let localAddress: SocketAddress?
+  /// The peer's IP address in canonical text form (``CanonicalIP``), worked out once.
+  public let remoteIP: String?
+
   /// A context with nothing verified yet.
-  public init() {}
+  public init(remoteAddress: SocketAddress? = nil, localAddress: SocketAddress? = nil) {
+    self.remoteAddress = remoteAddress
+    self.localAddress = localAddress
+    remoteIP = remoteAddress?.ipAddress.flatMap(CanonicalIP.normalize)
+  }
 
   /// What the handler verified about the caller on this connection, if anything.
   public var verified: String? {

@@ -13,7 +13,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   private var head: HTTPRequestHead?
   private var body: ByteBuffer?
   private var rejecting = false
-  private let connection = HTTPConnectionContext()
+  private var connectionContext: HTTPConnectionContext?
 
   init(handler: any HTTPRequestHandler, maxHeaderBytes: Int, maxBodyBytes: Int) {
     self.handler = handler
@@ -49,13 +49,20 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
       guard !rejecting, let requestHead = head else { return }
       head = nil
       context.triggerUserOutboundEvent(ConnectionGuard.RequestRead(), promise: nil)
+      let connection: HTTPConnectionContext
+      if let known = connectionContext {
+        connection = known
+      } else {
+        connection = HTTPConnectionContext(remoteAddress: context.channel.remoteAddress, localAddress: context.channel.localAddress)
+        connectionContext = connection
+      }
       let request = HTTPRequest(
         method: requestHead.method,
         uri: requestHead.uri,
         headers: requestHead.headers,
         body: body,
-        remoteAddress: context.channel.remoteAddress,
-        localAddress: context.channel.localAddress,
+        remoteAddress: connection.remoteAddress,
+        localAddress: connection.localAddress,
         connectionRequestIndex: connection.nextRequestIndex(),
         connection: connection
       )
