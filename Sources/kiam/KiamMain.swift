@@ -11,6 +11,7 @@ import Synchronization
 @main
 enum KiamMain {
   static func main() async {
+    MemoryTrimService.limitMallocArenas()
     let code = await execute(Array(CommandLine.arguments.dropFirst()))
     exit(code)
   }

@@ -58,7 +58,7 @@ public struct AgentApplication: Sendable {
     // then the queued work and the server connections finish.
     var services: [any Service] = [
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
-      CredentialRefreshService(cache: cache, server: server, logger: logger), listener,
+      CredentialRefreshService(cache: cache, server: server, logger: logger), listener, MemoryTrimService(),
     ]
     if let metricsAddress = configuration.prometheusListenAddress {
       services.append(

@@ -36,7 +36,7 @@ public struct ServerApplication: Sendable {
   public func run() async throws {
     let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(strict: !configuration.disableStrictNamespaceRegexp))
     let store = try await TLSMaterialStore(files: configuration.tls, role: .server, metrics: metrics, logger: logger)
-    var services: [any Service] = [TLSReloadService(store: store)]
+    var services: [any Service] = [TLSReloadService(store: store), MemoryTrimService()]
 
     // Where pods and namespaces come from.
     let kubernetes: KubernetesClient?

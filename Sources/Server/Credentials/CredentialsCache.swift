@@ -374,5 +374,5 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
 
 /// Runs `body`, ending it (quietly) when graceful shutdown starts.
 func cancelWhenGracefulShutdownQuietly(_ body: @escaping @Sendable () async -> Void) async {
-  _ = try? await cancelWhenGracefulShutdown { await body() }
+  await cancelWhenGracefulShutdown { await body() }
 }

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import ServiceLifecycle
+
+/// Gives back memory a long-running process touched once and no longer uses.
+///
+/// - **Start-up code pages.** Initialisation touches code all over the executable (TLS, gRPC,
+///   argument parsing, …), and the kernel maps neighbouring pages on every fault (fault-around), so most of the
+///   binary's text ends up resident although the steady-state paths use a small part of it.
+///   Read-only mappings of the executable that hold no private (modified) pages are dropped with
+///   `MADV_DONTNEED`; pages still in use fault straight back in from the page cache.
+/// - **Free heap.** `malloc_trim` returns free memory of every malloc arena to the system.
+///
+/// Runs 10 s and 30 s after start-up (when start-up work has settled), then every minute: a
+/// trim costs well under a millisecond, and the pages the next requests need fault back in from
+/// the page cache.
+public struct MemoryTrimService: Service {
+  let schedule: [Duration]
+
+  /// - Parameter schedule: Delays between trims; the last one repeats.
+  public init(schedule: [Duration] = [.seconds(10), .seconds(20), .seconds(60)]) {
+    self.schedule = schedule.isEmpty ? [.seconds(60)] : schedule
+  }
+
+  public func run() async throws {
+    try? await cancelWhenGracefulShutdown {
+      var step = 0
+      while true {
+        try await Task.sleep(for: self.schedule[min(step, self.schedule.count - 1)])
+        step += 1
+        Self.trim()
+      }
+    }
+  }
+
+  /// Caps glibc's malloc arenas (one per thread by default, up to 8 per core). Call before
+  /// threads start; the agent and the server have few threads, mostly event loops.
+  public static func limitMallocArenas(_ count: Int32 = 2) {
+    #if os(Linux)
+    // <malloc.h> is not part of the Glibc module: look the function up.
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let mArenaMax: Int32 = -8
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+    _ = unsafeBitCast(symbol, to: Mallopt.self)(mArenaMax, count)
+    #endif
+  }
+
+  /// Trims now; returns the bytes of executable mappings released.
+  @discardableResult
+  public static func trim() -> Int {
+    #if os(Linux)
+    typealias MallocTrim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+      _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+    }
+    return releaseExecutablePages()
+    #else
+    return 0
+    #endif
+  }
+
+  #if os(Linux)
+  /// Mappings of `/proc/self/exe` that are read-only and hold no anonymous (copied-on-write)
+  /// pages, as (start, length).
+  static func cleanExecutableMappings(smaps: String, executable: String) -> [(start: UInt, length: Int)] {
+    var result: [(UInt, Int)] = []
+    var current: (start: UInt, length: Int, eligible: Bool)?
+    func flush() {
+      if let mapping = current, mapping.eligible { result.append((mapping.start, mapping.length)) }
+      current = nil
+    }
+    for line in smaps.split(separator: "\n") {
+      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+      guard let first = fields.first else { continue }
+      if first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
+        flush()
+        let range = first.split(separator: "-")
+        guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16) else { continue }
+        let permissions = fields[1]
+        let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
+        let readOnly = permissions.hasPrefix("r") && permissions.dropFirst().first == "-" && permissions.hasSuffix("p")
+        current = (start, Int(end - start), readOnly && path == executable)
+      } else if first == "Anonymous:", fields.count >= 2, fields[1] != "0" {
+        current?.eligible = false
+      }
+    }
+    flush()
+    return result
+  }
+
+  private static func releaseExecutablePages() -> Int {
+    guard let smaps = read("/proc/self/smaps"), let executable = executablePath() else { return 0 }
+    var released = 0
+    for mapping in cleanExecutableMappings(smaps: smaps, executable: executable) {
+      guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+      if madvise(address, mapping.length, MADV_DONTNEED) == 0 { released += mapping.length }
+    }
+    return released
+  }
+
+  private static func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  private static func read(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+      if count <= 0 { break }
+      data.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: data, as: UTF8.self)
+  }
+  #endif
+}
