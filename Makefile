@@ -16,6 +16,7 @@ help:
 	@echo "demo          run kiam end to end here: STS, server, agent, pods asking 169.254.169.254"
 	@echo "test          every test: unit, integration (moto, TLS, processes), e2e when root"
 	@echo "e2e           the end-to-end suite alone (root: network namespaces and iptables)"
+	@echo "bench         benchmarks of the release build into bench-results/ (root; see BENCHMARKS.md)"
 	@echo "protos        regenerate Sources/Shared/Generated from Protos/kiam.proto"
 	@echo "check-protos  fail when the committed generated code is stale"
 	@echo "certs         development CA, server and agent certificates in $(CERTS_DIR)/"
@@ -25,7 +26,7 @@ build:
 	$(SWIFT) build $(BUILD_FLAGS)
 
 release:
-	$(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
+	$(SWIFT) build -c release --static-swift-stdlib --product kiam $(BUILD_FLAGS)
 
 # Installs the test prerequisites (apt/pip) when missing, then runs every test.
 test: deps
@@ -38,6 +39,12 @@ e2e: deps
 
 demo:
 	@scripts/demo.sh
+
+# Benchmarks of the static release build (root: network namespaces, iptables; wrk, nginx, moto).
+# BENCH_ARGS="--quick warm" tries the harness; results go to bench-results/ (see BENCHMARKS.md).
+bench: deps release
+	$(SWIFT) build -c release --product kiam-bench $(BUILD_FLAGS)
+	KIAM_BINARY=$(CURDIR)/.build/release/kiam $(CURDIR)/.build/release/kiam-bench $(BENCH_ARGS)
 
 deps:
 	@scripts/install-test-deps.sh

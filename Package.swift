@@ -122,6 +122,19 @@ let package = Package(
       path: "Tests/KiamTestSupport",
       swiftSettings: testSwiftSettings
     ),
+    // `make bench`: drives release builds of kiam, moto, wrk, nginx and grpcio; writes bench-results/.
+    .executableTarget(
+      name: "kiam-bench",
+      dependencies: [
+        "KiamShared",
+        "KiamTestSupport",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Benchmarks/kiam-bench",
+      swiftSettings: testSwiftSettings
+    ),
     .testTarget(
       name: "KiamSharedTests",
       dependencies: [

@@ -1,0 +1,206 @@
+import Foundation
+import KiamTestSupport
+
+/// Warm credentials: wrk from a pod's network namespace through the agent's DNAT rule, and on
+/// the node's loopback without DNAT, against the agent and against nginx serving the identical
+/// JSON bytes from a file at the same address shape, alternating round by round.
+struct WarmPathBench {
+  let settings: BenchSettings
+  let report: BenchReport
+
+  struct Run {
+    var requestsPerSecond: Double
+    var p50: Double
+    var p99: Double
+    var p999: Double
+    var cpuMicrosPerRequest: Double
+    var errors: Int
+  }
+
+  func run() async throws {
+    progress("warm path: setting up the node, the pod and nginx")
+    let env = try await NodeEnvironment(authenticate: false)
+    var nginx: KiamProcess?
+    do {
+      try await measure(env, nginx: &nginx)
+    } catch {
+      nginx?.signal(SIGTERM)
+      await env.tearDown()
+      throw error
+    }
+    nginx?.signal(SIGTERM)
+    _ = await nginx?.wait(timeout: .seconds(5))
+    await env.tearDown()
+  }
+
+  private func measure(_ env: NodeEnvironment, nginx: inout KiamProcess?) async throws {
+    env.api.upsertNamespace(TestNamespace(name: "apps", permitted: ".*"))
+    let podIP = try env.lab.addPod("bench")
+    env.api.upsertPod(TestPod(namespace: "apps", name: "bench", ip: podIP, role: "app-bench"))
+    env.api.upsertPod(TestPod(namespace: "apps", name: "loop", ip: "127.0.0.1", role: "app-loop"))
+    try await env.startServer()
+    try await env.startAgent()
+    guard let agent = env.agent else { return }
+    let agentStarted = ContinuousClock.now
+    try await Task.sleep(for: .seconds(2))
+    let justStarted = ProcessUsage.read(agent.pid)
+    // The agent gives back start-up pages 10 s and 30 s after start (MemoryTrimService).
+    progress("warm path: waiting for the agent to settle (35 s)")
+    try await Task.sleep(until: agentStarted + .seconds(35))
+    let idle = ProcessUsage.read(agent.pid)
+
+    // The bytes the agent serves, for nginx to serve from a file.
+    let credentialsPath = "/latest/meta-data/iam/security-credentials/"
+    let podBody = try env.lab.run(inPod: "bench", "curl -sf http://169.254.169.254\(credentialsPath)app-bench").output
+    let loopBody = try env.lab.run(onNode: "curl -sf http://127.0.0.1:\(env.agentPort)\(credentialsPath)app-loop").output
+    guard podBody.contains("\"Code\":\"Success\""), loopBody.contains("\"Code\":\"Success\"") else {
+      throw BenchError("the agent did not serve credentials: \(podBody) \(loopBody) \(agent.standardError)")
+    }
+    let warmedUp = ProcessUsage.read(agent.pid)
+    let root = env.directory.path + "/nginx"
+    try FileManager.default.createDirectory(atPath: root + "/www" + credentialsPath, withIntermediateDirectories: true)
+    try podBody.write(toFile: root + "/www" + credentialsPath + "app-bench", atomically: true, encoding: .utf8)
+    try loopBody.write(toFile: root + "/www" + credentialsPath + "app-loop", atomically: true, encoding: .utf8)
+    let nginxPort = 8182
+    try """
+      worker_processes 2;
+      pid \(root)/nginx.pid;
+      error_log \(root)/error.log;
+      events { worker_connections 4096; }
+      http {
+        access_log off;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+        default_type application/json;
+        server {
+          listen \(env.lab.nodeIP):\(nginxPort);
+          listen 127.0.0.1:\(nginxPort);
+          root \(root)/www;
+        }
+      }
+      """.write(toFile: root + "/nginx.conf", atomically: true, encoding: .utf8)
+    _ = try Shell.run("chmod -R a+rX \(env.directory.path)")
+    let server = try KiamProcess(
+      ["netns", "exec", env.lab.node, "nginx", "-c", root + "/nginx.conf", "-g", "daemon off;"], executable: "/usr/sbin/ip")
+    nginx = server
+    guard try await env.waitForNode(port: nginxPort) else { throw BenchError("nginx did not start: \(server.standardError)") }
+    let nginxRule =
+      "-p tcp -d 169.254.169.254 --dport 80 -i \(env.lab.podInterfacePrefix)+ -j DNAT --to-destination \(env.lab.nodeIP):\(nginxPort)"
+    // Same bytes through the same DNAT shape.
+    _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)")
+    let viaNginx = try env.lab.run(inPod: "bench", "curl -sf http://169.254.169.254\(credentialsPath)app-bench").output
+    _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)")
+    guard viaNginx == podBody else { throw BenchError("nginx does not serve the agent's bytes: \(viaNginx)") }
+
+    let lua = KiamProcess.packageRoot + "/scripts/bench/wrk_report.lua"
+    var results: [String: Any] = [:]
+    for path in ["dnat", "loopback"] {
+      var rows: [[String]] = [[
+        "connections", "kiam req/s", "nginx req/s", "ratio", "kiam p50 / p99 / p99.9 (ms)", "nginx p50 / p99 / p99.9 (ms)",
+        "p99 ratio", "CPU µs/req kiam / nginx", "CPU ratio",
+      ]]
+      for connections in settings.connections {
+        var kiamRuns: [Run] = []
+        var nginxRuns: [Run] = []
+        for round in 0..<settings.rounds {
+          let order = round % 2 == 0 ? ["kiam", "nginx"] : ["nginx", "kiam"]
+          for target in order {
+            let isKiam = target == "kiam"
+            let pid = isKiam ? agent.pid : server.pid
+            let url: String
+            let command: (String) throws -> (status: Int32, output: String)
+            if path == "dnat" {
+              url = "http://169.254.169.254\(credentialsPath)app-bench"
+              command = { try env.lab.run(inPod: "bench", $0) }
+              if !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
+            } else {
+              url = "http://127.0.0.1:\(isKiam ? env.agentPort : nginxPort)\(credentialsPath)app-loop"
+              command = { try env.lab.run(onNode: $0) }
+            }
+            progress("warm path \(path) c=\(connections) round \(round + 1)/\(settings.rounds): \(target)")
+            let before = ProcessUsage.read(pid, withChildren: !isKiam)
+            let threads = min(2, connections)
+            let output = try command("wrk -t\(threads) -c\(connections) -d\(settings.seconds)s -s \(lua) \(url)").output
+            let after = ProcessUsage.read(pid, withChildren: !isKiam)
+            if path == "dnat" && !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)") }
+            let run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
+            if isKiam { kiamRuns.append(run) } else { nginxRuns.append(run) }
+          }
+        }
+        let pairs = zip(kiamRuns, nginxRuns)
+        let ratio = Sample(pairs.map { $0.requestsPerSecond / $1.requestsPerSecond })
+        let p99Ratio = Sample(pairs.map { $0.p99 / $1.p99 })
+        let cpuRatio = Sample(pairs.map { $0.cpuMicrosPerRequest / $1.cpuMicrosPerRequest })
+        func latencies(_ runs: [Run]) -> String {
+          [Sample(runs.map(\.p50)), Sample(runs.map(\.p99)), Sample(runs.map(\.p999))].map { Format.fixed($0.median, 2) }
+            .joined(separator: " / ")
+        }
+        rows.append([
+          "\(connections)",
+          Sample(kiamRuns.map(\.requestsPerSecond)).spread(Format.thousands),
+          Sample(nginxRuns.map(\.requestsPerSecond)).spread(Format.thousands),
+          ratio.spread(Format.ratio),
+          latencies(kiamRuns), latencies(nginxRuns),
+          p99Ratio.spread(Format.ratio),
+          "\(Format.fixed(Sample(kiamRuns.map(\.cpuMicrosPerRequest)).median)) / \(Format.fixed(Sample(nginxRuns.map(\.cpuMicrosPerRequest)).median))",
+          cpuRatio.spread(Format.ratio),
+        ])
+        let errors = (kiamRuns + nginxRuns).map(\.errors).reduce(0, +)
+        if errors > 0 { progress("warning: \(errors) socket errors or non-2xx answers at c=\(connections) (\(path))") }
+        results["\(path)-c\(connections)"] = [
+          "kiam": kiamRuns.map(Self.json), "nginx": nginxRuns.map(Self.json), "errors": errors,
+        ]
+      }
+      let title = path == "dnat"
+        ? "Warm credentials through the DNAT rule (wrk in a pod namespace → 169.254.169.254:80)"
+        : "Warm credentials on the node's loopback (no DNAT)"
+      report.table(title, rows, notes: [
+        "Median of \(settings.rounds) rounds of \(settings.seconds) s each (min–max in brackets); kiam and nginx alternate "
+          + "within each round, and ratios are taken round by round. CPU is the server side only (the agent; nginx master "
+          + "and workers), from /proc, divided by the requests served.",
+      ])
+    }
+    let loaded = ProcessUsage.read(agent.pid)
+    progress("warm path: waiting for the agent's next memory trim (65 s)")
+    try await Task.sleep(for: .seconds(65))
+    let settled = ProcessUsage.read(agent.pid)
+    func row(_ state: String, _ usage: ProcessUsage) -> [String] {
+      [state, Format.fixed(usage.rssMiB), Format.fixed(usage.anonymousMiB), Format.fixed(usage.rssMiB - usage.anonymousMiB)]
+    }
+    report.table("Agent memory", [
+      ["state", "RSS (MiB)", "of which anonymous", "of which file-backed (code, libraries)"],
+      row("2 s after start (before the start-up trims)", justStarted),
+      row("idle, 35 s after start, nothing served yet", idle),
+      row("two pods served once", warmedUp),
+      row("right after the last warm-path run", loaded),
+      row("65 s after the load (one trim later)", settled),
+    ], notes: [
+      "Peak RSS (VmHWM) over the whole run: \(Format.fixed(settled.peakRSSMiB)) MiB, reached during start-up before the "
+        + "first trim. File-backed pages are the executable's code, shared with the page cache."
+    ])
+    results["agent_rss_mib"] = [
+      "just_started": justStarted.rssMiB, "idle": idle.rssMiB, "warm": warmedUp.rssMiB, "after_load": loaded.rssMiB,
+      "after_load_trimmed": settled.rssMiB, "peak": settled.peakRSSMiB, "idle_anonymous": idle.anonymousMiB,
+    ]
+    report.record("warm_path", results)
+  }
+
+  static func parse(_ output: String, cpuSeconds: Double) throws -> Run {
+    guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("BENCH ") }),
+      let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
+      let requests = object["requests"] as? Int, let duration = object["duration_us"] as? Int, requests > 0
+    else { throw BenchError("wrk printed no result: \(output)") }
+    func ms(_ key: String) -> Double { Double(object[key] as? Int ?? 0) / 1000 }
+    return Run(
+      requestsPerSecond: Double(requests) / (Double(duration) / 1e6), p50: ms("p50_us"), p99: ms("p99_us"),
+      p999: ms("p999_us"), cpuMicrosPerRequest: cpuSeconds * 1e6 / Double(requests),
+      errors: (object["socket_errors"] as? Int ?? 0) + (object["non2xx"] as? Int ?? 0))
+  }
+
+  static func json(_ run: Run) -> [String: Any] {
+    [
+      "rps": run.requestsPerSecond, "p50_ms": run.p50, "p99_ms": run.p99, "p999_ms": run.p999,
+      "cpu_us_per_request": run.cpuMicrosPerRequest, "errors": run.errors,
+    ]
+  }
+}
