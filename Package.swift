@@ -159,7 +159,10 @@ let package = Package(
     ),
     .testTarget(
       name: "KiamAgentTests",
-      dependencies: ["KiamAgent", "KiamShared", "KiamTestSupport"],
+      dependencies: [
+        "KiamAgent", "KiamShared", "KiamTestSupport",
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+      ],
       path: "Tests/KiamAgentTests",
       swiftSettings: testSwiftSettings
     ),

@@ -63,9 +63,11 @@ final class AgentHarness: @unchecked Sendable {
     try await FreePort.waitUntilListening(serverPort)
   }
 
-  func startAgent(_ extra: [String] = [], allowRoutes: String = "^/latest/meta-data/placement/") async throws {
+  func startAgent(
+    _ extra: [String] = [], allowRoutes: String = "^/latest/meta-data/placement/", serverAddress: String? = nil
+  ) async throws {
     agent = try KiamProcess(
-      ["agent", "--host=127.0.0.1", "--port=\(agentPort)", "--server-address=localhost:\(serverPort)",
+      ["agent", "--host=127.0.0.1", "--port=\(agentPort)", "--server-address=\(serverAddress ?? "localhost:\(serverPort)")",
        "--metadata-endpoint=\(lab.endpoint)", "--prometheus-listen-addr=127.0.0.1:\(metricsPort)", "--allow-ip-query",
        "--allow-route-regexp=\(allowRoutes)"] + pki.agent.arguments + extra)
     try await FreePort.waitUntilListening(agentPort)

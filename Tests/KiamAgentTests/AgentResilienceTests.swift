@@ -130,4 +130,40 @@ import Testing
     #expect(await h.agent?.wait(timeout: .seconds(10)) == 0)
     #expect(!FreePort.canConnect(host: "127.0.0.1", port: h.agentPort))
   }
+
+  /// A server name that does not resolve (cluster DNS not up yet when a node boots): requests
+  /// fail fast, the agent does not spin retrying the lookup, and SIGTERM still stops it (the gRPC
+  /// channel of a never-resolved name does not close by itself; the drain is bounded).
+  @Test func unresolvableServerNameNeitherSpinsNorBlocksShutdown() async throws {
+    guard STSLab.isAvailable else { return }
+    let h = try await AgentHarness()
+    defer { Task { await h.stop() } }
+    try await h.startAgent(serverAddress: "kiam-server.invalid:443")
+    let agent = try #require(h.agent)
+    let clock = ContinuousClock()
+    let started = clock.now
+    let list = try h.get("/latest/meta-data/iam/security-credentials/", ip: "10.0.0.1")
+    #expect(list.status == 500)
+    #expect(clock.now - started < .milliseconds(1500))
+    try await Task.sleep(for: .seconds(1))
+    let before = try ProcessCPU.seconds(pid: agent.pid)
+    try await Task.sleep(for: .seconds(2))
+    let used = try ProcessCPU.seconds(pid: agent.pid) - before
+    #expect(used < 0.5, "the agent used \(used) s of CPU in 2 s while idle")
+    agent.signal(SIGTERM)
+    #expect(await agent.wait(timeout: .seconds(15)) == 0)
+  }
+}
+
+/// CPU time of a process from /proc/PID/stat (user + system).
+enum ProcessCPU {
+  static func seconds(pid: Int32) throws -> Double {
+    let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+    guard let close = stat.lastIndex(of: ")") else { throw TestSupportError("unreadable /proc/\(pid)/stat") }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+      throw TestSupportError("unreadable /proc/\(pid)/stat")
+    }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
 }

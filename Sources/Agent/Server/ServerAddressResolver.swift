@@ -16,6 +16,8 @@ struct ServerAddressTarget: ResolvableTarget, Sendable {
   var host: String
   var port: Int
   var refreshInterval: Duration
+  /// Host name to addresses (sorted); getaddrinfo unless a test says otherwise.
+  var lookup: @Sendable (String) async -> [String] = ServerAddressResolutions.Iterator.lookup(host:)
 }
 
 struct ServerAddressResolverFactory: NameResolverFactory {
@@ -39,20 +41,28 @@ struct ServerAddressResolutions: AsyncSequence, Sendable {
 
   struct Iterator: AsyncIteratorProtocol {
     let target: ServerAddressTarget
+    /// The addresses last yielded; nil until a resolution succeeded.
     var last: [String]?
+    /// Failed lookups in a row; kept across calls so a name that does not resolve (DNS not up
+    /// yet at node boot, a typo) is retried with backoff, never in a tight loop.
+    var failures = 0
+    /// Whether the "nothing to connect to yet" result was yielded.
+    var announcedEmpty = false
+
+    init(target: ServerAddressTarget) { self.target = target }
 
     mutating func next() async throws -> NameResolutionResult? {
-      var failures = 0
       while true {
-        if last != nil || failures > 0 {
-          let delay: Duration = failures > 0 ? .milliseconds(Swift.min(5000, 200 << Swift.min(failures, 5))) : target.refreshInterval
+        if let delay = Self.delay(failures: failures, resolved: last != nil, refresh: target.refreshInterval) {
           try await Task.sleep(for: delay)
         }
-        let addresses = await Self.lookup(host: target.host)
+        try Task.checkCancellation()
+        let addresses = await target.lookup(target.host)
         if addresses.isEmpty {
           failures += 1
-          if last == nil && failures == 1 {
+          if last == nil && !announcedEmpty {
             // Let the client know there is nothing to connect to yet (calls fail fast, no hang).
+            announcedEmpty = true
             return NameResolutionResult(endpoints: [], serviceConfig: nil)
           }
           continue
@@ -67,6 +77,13 @@ struct ServerAddressResolutions: AsyncSequence, Sendable {
         }
         return NameResolutionResult(endpoints: endpoints, serviceConfig: nil)
       }
+    }
+
+    /// How long to wait before the next lookup: none for the very first, growing from 400 ms to
+    /// 5 s after failures, `refresh` once resolved.
+    static func delay(failures: Int, resolved: Bool, refresh: Duration) -> Duration? {
+      if failures > 0 { return .milliseconds(Swift.min(5000, 200 << Swift.min(failures, 5))) }
+      return resolved ? refresh : nil
     }
 
     /// getaddrinfo on NIO's thread pool (it blocks).
