@@ -8,7 +8,7 @@ CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
 
-.PHONY: help build release test e2e demo bench protos check-protos certs secrets clean deps
+.PHONY: help build release test e2e demo bench protos check-protos certs secrets manifests image clean deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
@@ -20,6 +20,9 @@ help:
 	@echo "protos        regenerate Sources/Shared/Generated from Protos/kiam.proto"
 	@echo "check-protos  fail when the committed generated code is stale"
 	@echo "certs         development CA, server and agent certificates in $(CERTS_DIR)/"
+	@echo "secrets       Kubernetes Secrets kiam-server-tls and kiam-agent-tls in $(CERTS_DIR)/kiam-secrets.yaml"
+	@echo "manifests     render manifests/ (kustomize base) with kubectl when it is installed"
+	@echo "image-check   run the static release binary in a root filesystem without any Swift runtime"
 	@echo "clean         remove build output and dev certificates"
 
 build:
@@ -39,6 +42,11 @@ e2e: deps
 
 demo:
 	@scripts/demo.sh
+
+# The binary the Dockerfile ships, run in a root filesystem holding only it and the system
+# libraries it links (no Docker engine needed).
+image-check: release
+	scripts/image-check.sh $$($(SWIFT) build -c release --show-bin-path)/kiam
 
 # Benchmarks of the static release build (root: network namespaces, iptables; wrk, nginx, moto).
 # BENCH_ARGS="--quick warm" tries the harness; results go to bench-results/ (see BENCHMARKS.md).
@@ -74,6 +82,15 @@ check-protos: protos
 # --- certificates ----------------------------------------------------------------------------
 certs:
 	@scripts/make-certs.sh $(CERTS_DIR)
+
+# For clusters without cert-manager: NAMESPACE=kube-system unless given.
+NAMESPACE ?= kube-system
+secrets:
+	@scripts/make-secrets.sh $(CERTS_DIR) $(NAMESPACE)
+
+manifests:
+	@command -v kubectl >/dev/null || { echo "kubectl missing; the tests render manifests/ without it" >&2; exit 1; }
+	kubectl kustomize manifests/
 
 clean:
 	rm -rf .build $(PLUGINS_PKG)/.build $(CERTS_DIR)

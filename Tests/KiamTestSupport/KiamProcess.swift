@@ -84,9 +84,10 @@ public final class KiamProcess: Sendable {
 
   /// Runs `kiam <arguments>` to completion.
   public static func run(
-    _ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(30)
+    _ arguments: [String], environment: [String: String]? = nil, executable: String? = nil,
+    timeout: Duration = .seconds(30)
   ) async throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = try KiamProcess(arguments, environment: environment)
+    let process = try KiamProcess(arguments, environment: environment, executable: executable)
     let status = await process.wait(timeout: timeout)
     return (status, process.standardOutput, process.standardError)
   }

@@ -1,0 +1,22 @@
+# kiam (Swift): a static release binary on Debian slim with iptables.
+#   docker build -t registry.example.com/platform/kiam-swift:0.1.0 .
+# The binary carries the Swift runtime (--static-swift-stdlib) and needs only glibc, libstdc++ and
+# libgcc from the base image; `make image-check` runs it in a root filesystem with nothing else.
+FROM swift:6.3-bookworm AS build
+WORKDIR /src
+# Package.swift names the test and benchmark targets too, so the whole tree is needed.
+COPY . .
+RUN swift build -c release --static-swift-stdlib --product kiam \
+ && install -D -m 0755 "$(swift build -c release --show-bin-path)/kiam" /out/kiam \
+ && strip /out/kiam
+
+FROM debian:bookworm-slim
+# iptables for the agent's DNAT rule (the iptables-nft default; set the alternative to
+# iptables-legacy in a derived image on nodes that use the legacy backend), CA roots for STS.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/kiam /kiam
+# Same path as uswitch/kiam's image: manifests run `command: [/kiam]`.
+ENTRYPOINT []
+CMD ["/kiam", "version"]
