@@ -8,7 +8,7 @@ CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
 
-.PHONY: help build release test e2e demo bench protos check-protos certs secrets manifests image clean deps
+.PHONY: help build release test e2e demo bench protos check-protos certs secrets manifests image-check clean deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
