@@ -49,10 +49,13 @@ image-check: release
 	scripts/image-check.sh $$($(SWIFT) build -c release --show-bin-path)/kiam
 
 # Benchmarks of the static release build (root: network namespaces, iptables; wrk, nginx, moto).
+# The harness builds in its own scratch path: it cannot link with --static-swift-stdlib, and
+# sharing .build/release would rebuild everything each time the flag flips.
 # BENCH_ARGS="--quick warm" tries the harness; results go to bench-results/ (see BENCHMARKS.md).
 bench: deps release
-	$(SWIFT) build -c release --product kiam-bench $(BUILD_FLAGS)
-	KIAM_BINARY=$(CURDIR)/.build/release/kiam $(CURDIR)/.build/release/kiam-bench $(BENCH_ARGS)
+	$(SWIFT) build -c release --product kiam-bench --scratch-path .build/bench $(BUILD_FLAGS)
+	KIAM_BINARY=$$($(SWIFT) build -c release --show-bin-path)/kiam \
+	  $$($(SWIFT) build -c release --scratch-path .build/bench --show-bin-path)/kiam-bench $(BENCH_ARGS)
 
 deps:
 	@scripts/install-test-deps.sh

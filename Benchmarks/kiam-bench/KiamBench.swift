@@ -29,8 +29,9 @@ enum KiamBench {
         case "steady": try await SteadyStateBench(settings: settings, report: report).run()
         default: throw BenchError("unknown scenario \(scenario)")
         }
+        // After every scenario, so a later failure keeps what was measured.
+        try report.write(header: machineHeader(settings: settings, started: started))
       }
-      try report.write(header: machineHeader(settings: settings, started: started))
       progress("done in \(Int(Date().timeIntervalSince(started))) s: \(settings.outputDirectory)/report.md")
     } catch {
       FileHandle.standardError.write(Data("kiam-bench: error: \(error)\n".utf8))
@@ -65,7 +66,7 @@ struct BenchSettings: Sendable {
   var connections = [1, 20, 200]
   var podStartPods = 60
   var scalePods = [1_000, 10_000, 50_000]
-  var steadyMinutes = 6.0
+  var steadyMinutes = 10.0
 
   init(arguments: [String]) throws {
     var names: [String] = []

@@ -99,10 +99,12 @@ struct SteadyStateBench {
     let idleCPU = ((end.0.cpuSeconds - afterServing.0.cpuSeconds) + (end.1.cpuSeconds - afterServing.1.cpuSeconds)) / minutes
     let measuredPerHour = intervals.isEmpty ? Double.nan : 3600 / intervals.median
     // The rule (CredentialsCache.refreshTime): refresh min-lifetime + session-refresh (+0–20 % of
-    // session-refresh jitter) before expiry; min-lifetime is 30 m, or a third of sessions under 45 m.
+    // session-refresh jitter) before expiry, but never before half the lifetime has passed;
+    // min-lifetime is 30 m, or a third of sessions under 45 m. At 15 m and at 60 m sessions the
+    // half-way bound is the later one.
     func perHour(sessionMinutes: Double) -> Double {
       let minimum = sessionMinutes < 45 ? sessionMinutes / 3 : 30
-      return 60 / (sessionMinutes - minimum - 5 - 0.5)
+      return 60 / max(sessionMinutes - minimum - 5 - 0.5, sessionMinutes / 2)
     }
     report.table(
       "Steady state (\(Self.pods) pods, \(Self.pods) identities, \(Format.fixed(minutes)) minutes)",
