@@ -38,4 +38,32 @@ import Testing
     #expect(GoDuration.format(.seconds(90)) == "1m30s")
     #expect(MemoryTrimService.cleanExecutableMappings(smaps: "", executable: "x").isEmpty)
   }
+
+  /// After start-up, a trim happens once after each busy period, when the process is idle again,
+  /// never during the busy period, and not again while it stays idle.
+  @Test func trimsOnceAfterEachBusyPeriod() {
+    var decision = MemoryTrimService.Decision()
+    let idle = Duration.milliseconds(50)
+    let periods: [(Duration, Bool)] = [
+      (.milliseconds(5), false),  // idle since start-up: nothing new to give back
+      (.milliseconds(900), false),  // busy: not now
+      (.milliseconds(400), false),  // still busy
+      (.milliseconds(10), true),  // idle again: trim
+      (.milliseconds(10), false),  // still idle: once is enough
+      (.milliseconds(50), false),  // at the threshold counts as busy
+      (.milliseconds(0), true),
+    ]
+    for (index, (used, expected)) in periods.enumerated() {
+      #expect(decision.next(used: used, idleCPU: idle) == expected, "period \(index)")
+    }
+  }
+
+  @Test func cpuTimeCountsThisProcess() {
+    let before = MemoryTrimService.cpuTime()
+    var x: UInt64 = 1
+    for i in 0..<20_000_000 { x = x &* 6364136223846793005 &+ UInt64(i) }
+    #expect(x != 0)
+    #expect(MemoryTrimService.cpuTime() > before)
+  }
 }
+

@@ -12,26 +12,68 @@ public import ServiceLifecycle
 ///   `MADV_DONTNEED`; pages still in use fault straight back in from the page cache.
 /// - **Free heap.** `malloc_trim` returns free memory of every malloc arena to the system.
 ///
-/// Runs 10 s and 30 s after start-up (when start-up work has settled), then every minute: a
-/// trim costs well under a millisecond, and the pages the next requests need fault back in from
-/// the page cache.
+/// Runs 10 s and 30 s after start-up (when start-up work has settled), then once after each busy
+/// period, as soon as the process has been idle for `check` (less than `idleCPU` of CPU time).
+/// Never while the process is busy: the pages the work needs would fault straight back in, and
+/// the faults would land on requests. A trim costs a few milliseconds.
 public struct MemoryTrimService: Service {
-  let schedule: [Duration]
+  let startup: [Duration]
+  let check: Duration
+  let idleCPU: Duration
 
-  /// - Parameter schedule: Delays between trims; the last one repeats.
-  public init(schedule: [Duration] = [.seconds(10), .seconds(20), .seconds(60)]) {
-    self.schedule = schedule.isEmpty ? [.seconds(60)] : schedule
+  /// - Parameters:
+  ///   - startup: Delays of the unconditional start-up trims.
+  ///   - check: How often the CPU time used is looked at afterwards.
+  ///   - idleCPU: CPU time in one `check` period below which the process counts as idle.
+  public init(
+    startup: [Duration] = [.seconds(10), .seconds(20)], check: Duration = .seconds(10),
+    idleCPU: Duration = .milliseconds(50)
+  ) {
+    self.startup = startup
+    self.check = check
+    self.idleCPU = idleCPU
   }
 
   public func run() async throws {
     try? await cancelWhenGracefulShutdown {
-      var step = 0
-      while true {
-        try await Task.sleep(for: self.schedule[min(step, self.schedule.count - 1)])
-        step += 1
+      for delay in self.startup {
+        try await Task.sleep(for: delay)
         Self.trim()
       }
+      var decision = Decision()
+      var last = Self.cpuTime()
+      while true {
+        try await Task.sleep(for: self.check)
+        let now = Self.cpuTime()
+        if decision.next(used: now - last, idleCPU: self.idleCPU) { Self.trim() }
+        last = Self.cpuTime()
+      }
     }
+  }
+
+  /// Trim once after each busy period, when a period is idle again.
+  struct Decision: Equatable {
+    var busySinceTrim = false
+
+    /// Whether to trim now, given the CPU time used in the period that just ended.
+    mutating func next(used: Duration, idleCPU: Duration) -> Bool {
+      if used >= idleCPU {
+        busySinceTrim = true
+        return false
+      }
+      defer { busySinceTrim = false }
+      return busySinceTrim
+    }
+  }
+
+  /// CPU time (user + system) of this process so far.
+  static func cpuTime() -> Duration {
+    var usage = rusage()
+    guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return .zero }
+    func duration(_ time: timeval) -> Duration {
+      .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec))
+    }
+    return duration(usage.ru_utime) + duration(usage.ru_stime)
   }
 
   /// Caps glibc's malloc arenas (one per thread by default, up to 8 per core). Call before
