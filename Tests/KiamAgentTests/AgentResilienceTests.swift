@@ -31,6 +31,12 @@ import Testing
     try await FreePort.waitUntilListening(h.serverPort)
     try await h.startAgent()
     #expect(await eventually { (try? h.get("/health?deep=1").status) == 200 })
+    // Warm the path that is not under test (moto's first AssumeRole, the server's STS and the
+    // agent's server connections) with another pod, so the budget below measures the wait.
+    api.upsertPod(TestPod(namespace: "apps", name: "warm", ip: "10.4.4.3", role: "app-warm"))
+    #expect(await eventually(timeout: .seconds(20)) {
+      (try? h.get("/latest/meta-data/iam/security-credentials/app-warm", ip: "10.4.4.3").status) == 200
+    })
     // The pod's first request arrives before the server has heard of the pod.
     let clock = ContinuousClock()
     let started = clock.now
