@@ -1,4 +1,5 @@
 import Foundation
+import KiamTestSupport
 
 /// Resource use of a process, read from /proc.
 struct ProcessUsage {
@@ -25,30 +26,14 @@ struct ProcessUsage {
       total.rssMiB += kib("VmRSS") / 1024
       total.peakRSSMiB += kib("VmHWM") / 1024
       total.anonymousMiB += kib("RssAnon") / 1024
-      total.cpuSeconds += cpu(pid)
+      total.cpuSeconds += ProcStat.cpuSeconds(pid) ?? 0
     }
     return total
   }
 
-  private static func cpu(_ pid: Int32) -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = stat.lastIndex(of: ")")
-    else { return 0 }
-    // Fields after "comm)": state is field 3, utime 14, stime 15.
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-  }
-
   private static func children(of parent: Int32) -> [Int32] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    return entries.compactMap(Int32.init).filter { pid in
-      guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-      else { return false }
-      let fields = stat[stat.index(after: close)...].split(separator: " ")
-      return fields.count > 2 && Int32(fields[1]) == parent
-    }
+    return entries.compactMap(Int32.init).filter { ProcStat.parent($0) == parent }
   }
 }
 

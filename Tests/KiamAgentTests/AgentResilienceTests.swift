@@ -152,24 +152,11 @@ import Testing
     #expect(list.status == 500)
     #expect(clock.now - started < .milliseconds(1500))
     try await Task.sleep(for: .seconds(1))
-    let before = try ProcessCPU.seconds(pid: agent.pid)
+    let before = try #require(ProcStat.cpuSeconds(agent.pid))
     try await Task.sleep(for: .seconds(2))
-    let used = try ProcessCPU.seconds(pid: agent.pid) - before
+    let used = try #require(ProcStat.cpuSeconds(agent.pid)) - before
     #expect(used < 0.5, "the agent used \(used) s of CPU in 2 s while idle")
     agent.signal(SIGTERM)
     #expect(await agent.wait(timeout: .seconds(15)) == 0)
-  }
-}
-
-/// CPU time of a process from /proc/PID/stat (user + system).
-enum ProcessCPU {
-  static func seconds(pid: Int32) throws -> Double {
-    let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-    guard let close = stat.lastIndex(of: ")") else { throw TestSupportError("unreadable /proc/\(pid)/stat") }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
-      throw TestSupportError("unreadable /proc/\(pid)/stat")
-    }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
   }
 }

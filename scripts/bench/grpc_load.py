@@ -9,32 +9,19 @@ Prints {"sent", "ok", "errors": {code: n}, "achieved_rps", "p50_ms", "p99_ms", "
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-out = tempfile.mkdtemp(prefix="kiam-py-")
-subprocess.run(
-    [sys.executable, "-m", "grpc_tools.protoc", f"-I{root}/Protos", f"--python_out={out}",
-     f"--grpc_python_out={out}", f"{root}/Protos/kiam.proto"],
-    check=True)
-sys.path.insert(0, out)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test"))
+import kiam_stubs  # noqa: E402
 
-import grpc  # noqa: E402
-import kiam_pb2  # noqa: E402
-import kiam_pb2_grpc  # noqa: E402
-
+grpc, kiam_pb2, kiam_pb2_grpc = kiam_stubs.load()
 address, ca, cert, key, server_name, rate, seconds, targets_file = sys.argv[1:9]
 rate, seconds = float(rate), float(seconds)
-targets = json.load(open(targets_file))
-credentials = grpc.ssl_channel_credentials(
-    root_certificates=open(ca, "rb").read(), private_key=open(key, "rb").read(),
-    certificate_chain=open(cert, "rb").read())
-channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", server_name)])
-stub = kiam_pb2_grpc.KiamServiceStub(channel)
+with open(targets_file) as handle:
+    targets = json.load(handle)
+stub = kiam_stubs.stub(grpc, kiam_pb2_grpc, address, ca, cert, key, server_name)
 stub.GetHealth(kiam_pb2.GetHealthRequest(), timeout=10)
 
 lock = threading.Lock()

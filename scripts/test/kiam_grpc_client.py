@@ -9,29 +9,13 @@ grpc_tools (pip install grpcio grpcio-tools).
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-out = tempfile.mkdtemp(prefix="kiam-py-")
-subprocess.run(
-    [sys.executable, "-m", "grpc_tools.protoc", f"-I{root}/Protos", f"--python_out={out}",
-     f"--grpc_python_out={out}", f"{root}/Protos/kiam.proto"],
-    check=True)
-sys.path.insert(0, out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kiam_stubs  # noqa: E402
 
-import grpc  # noqa: E402
-import kiam_pb2  # noqa: E402
-import kiam_pb2_grpc  # noqa: E402
-
-address, ca, cert, key, server_name = sys.argv[1:6]
-credentials = grpc.ssl_channel_credentials(
-    root_certificates=open(ca, "rb").read(),
-    private_key=open(key, "rb").read(),
-    certificate_chain=open(cert, "rb").read())
-channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", server_name)])
-stub = kiam_pb2_grpc.KiamServiceStub(channel)
+grpc, kiam_pb2, kiam_pb2_grpc = kiam_stubs.load()
+stub = kiam_stubs.stub(grpc, kiam_pb2_grpc, *sys.argv[1:6])
 
 for call in sys.argv[6:]:
     parts = call.split(":", 2)

@@ -45,7 +45,7 @@ extension ManifestTests {
   /// secret keys (as `make secrets` writes them, or as mapped by `items`), projected token paths
   /// and host paths.
   static func podFileRoot(workload: Object, container: Object, secretKeys: [String: [String]]) throws -> TemporaryDirectory {
-    let root = try TemporaryDirectory(prefix: "kiam-pod")
+    var paths: [String] = []
     let volumes = Dictionary(workload.volumes.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
     for mount in container["volumeMounts"] as? [Object] ?? [] {
       guard let name = mount["name"] as? String, let mountPath = mount["mountPath"] as? String,
@@ -67,15 +67,15 @@ extension ManifestTests {
       } else if volume["hostPath"] != nil {
         files = [mountPath]
       }
-      for file in files { try root.write(String(file.dropFirst()), "placeholder") }
+      paths += files
     }
-    return root
+    return try fileRoot(with: paths)
   }
 
   /// The server configuration of a workload's first container (files taken as present).
   static func server(_ workload: Object) throws -> ServerConfiguration {
     let args = workload.containers.first?["args"] as? [String] ?? []
-    let root = try fileRoot(for: args)
+    let root = try argumentFileRoot(for: args)
     defer { root.remove() }
     return try parseServer(args, context: ResolveContext(environment: [:], fileRoot: root.path)).0
   }
@@ -83,18 +83,16 @@ extension ManifestTests {
   /// The agent configuration of a workload's first container (files taken as present).
   static func agent(_ workload: Object) throws -> AgentConfiguration {
     let args = workload.containers.first?["args"] as? [String] ?? []
-    let root = try fileRoot(for: args)
+    let root = try argumentFileRoot(for: args)
     defer { root.remove() }
     return try parseAgent(args, context: ResolveContext(environment: ["HOST_IP": "10.0.0.5"], fileRoot: root.path)).0
   }
 
-  private static func fileRoot(for args: [String]) throws -> TemporaryDirectory {
-    let root = try TemporaryDirectory(prefix: "kiam-args")
-    for argument in args {
-      guard let value = argument.split(separator: "=", maxSplits: 1).dropFirst().first, value.hasPrefix("/") else { continue }
-      try root.write(String(value.dropFirst()), "placeholder")
-    }
-    return root
+  /// Placeholder files at every absolute path the arguments name (`--flag=/path`).
+  private static func argumentFileRoot(for args: [String]) throws -> TemporaryDirectory {
+    try fileRoot(with: args.compactMap { argument in
+      argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init).flatMap { $0.hasPrefix("/") ? $0 : nil }
+    })
   }
 }
 
