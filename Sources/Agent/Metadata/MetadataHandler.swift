@@ -85,8 +85,7 @@ struct MetadataHandler: HTTPRequestHandler {
     if settings.allowIPQuery, let override = request.queryValue("ip"), !override.isEmpty {
       return CanonicalIP.normalize(override)
     }
-    if let ip = request.connection.remoteIP { return ip }
-    return request.remoteAddress?.ipAddress.flatMap(CanonicalIP.normalize)
+    return request.connection.remoteIP
   }
 
   private var methodNotAllowed: HTTPResponse { .error(.methodNotAllowed, "method not allowed") }

@@ -61,8 +61,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         uri: requestHead.uri,
         headers: requestHead.headers,
         body: body,
-        remoteAddress: connection.remoteAddress,
-        localAddress: connection.localAddress,
         connectionRequestIndex: connection.nextRequestIndex(),
         connection: connection
       )

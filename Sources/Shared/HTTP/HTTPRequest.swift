@@ -11,22 +11,21 @@ public struct HTTPRequest: Sendable {
   public var headers: HTTPHeaders
   /// The request body, if any.
   public var body: ByteBuffer?
-  /// The TCP peer, i.e. the caller.
-  public var remoteAddress: SocketAddress?
-  /// The local address the connection arrived on.
-  public var localAddress: SocketAddress?
   /// 0 for the first request on its connection, then 1, 2, … (keep-alive).
   public var connectionRequestIndex: Int
-  /// State shared by the requests of this connection.
+  /// State shared by the requests of this connection, with its addresses.
   public var connection: HTTPConnectionContext
+
+  /// The TCP peer, i.e. the caller.
+  public var remoteAddress: SocketAddress? { connection.remoteAddress }
+  /// The local address the connection arrived on.
+  public var localAddress: SocketAddress? { connection.localAddress }
 
   public init(
     method: HTTPMethod,
     uri: String,
     headers: HTTPHeaders = [:],
     body: ByteBuffer? = nil,
-    remoteAddress: SocketAddress? = nil,
-    localAddress: SocketAddress? = nil,
     connectionRequestIndex: Int = 0,
     connection: HTTPConnectionContext = HTTPConnectionContext()
   ) {
@@ -34,8 +33,6 @@ public struct HTTPRequest: Sendable {
     self.uri = uri
     self.headers = headers
     self.body = body
-    self.remoteAddress = remoteAddress
-    self.localAddress = localAddress
     self.connectionRequestIndex = connectionRequestIndex
     self.connection = connection
   }
