@@ -28,4 +28,15 @@ public enum FileAccess {
     var info = stat()
     return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
   }
+
+  /// Which file `path` resolves to (following symlinks) and when it last changed; nil when it
+  /// cannot be looked at.
+  static func status(_ path: String) -> FileStatus? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    func nanoseconds(_ time: timespec) -> Int64 { Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec) }
+    return FileStatus(
+      device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+      modified: nanoseconds(info.st_mtim), changed: nanoseconds(info.st_ctim))
+  }
 }

@@ -22,6 +22,9 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
   /// Our end of the connection.
   public let role: TLSRole
   private let state: Mutex<TLSMaterial>
+  /// The files as last read, once old enough to be trusted (see ``TLSFilesSignature``).
+  private let checked: Mutex<TLSFilesSignature?>
+  private let readCount = Atomic<Int>(0)
   private let gauges: KiamMetrics.TLSGauges?
   private let logger: Logger
 
@@ -35,10 +38,12 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
   /// Loads the files once.
   /// - Throws: ``KiamError`` when a file is missing, unreadable or invalid.
   public init(files: TLSFiles, role: TLSRole, metrics: KiamMetrics?, logger: Logger) async throws {
+    let signature = TLSFilesSignature.taken(of: files)
     let material = try TLSMaterial.load(files)
     self.files = files
     self.role = role
     self.state = Mutex(material)
+    self.checked = Mutex(signature)
     self.gauges = metrics?.tls(role.metricsSide)
     self.logger = logger
     gauges?.updateError.set(to: 0)
@@ -56,17 +61,34 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
     return override
   }
 
-  /// Re-reads the files; keeps the old material (and raises the update-error gauge) when the new
-  /// files are unreadable or invalid.
+  /// Re-reads the files when `stat` shows a change (see ``TLSFilesSignature``); keeps the old
+  /// material (and raises the update-error gauge) when the new files are unreadable or invalid.
   @discardableResult
   public func reload() async -> ReloadOutcome {
+    let signature = TLSFilesSignature.taken(of: files)
+    if let signature, signature == checked.withLock({ $0 }) { return .unchanged }
+    let outcome = await readAgain()
+    checked.withLock { $0 = signature }
+    return outcome
+  }
+
+  /// How many times ``reload()`` read the files.
+  var reads: Int { readCount.load(ordering: .relaxed) }
+
+  private func readAgain() async -> ReloadOutcome {
+    readCount.add(1, ordering: .relaxed)
     let current = material
     do {
+      // Files back to what is in use (after a broken version, say) are no longer an error.
       guard try TLSMaterial.fingerprint(of: files) != current.fingerprint else {
+        gauges?.updateError.set(to: 0)
         return .unchanged
       }
       let fresh = try TLSMaterial.load(files)
-      guard fresh.fingerprint != current.fingerprint else { return .unchanged }
+      guard fresh.fingerprint != current.fingerprint else {
+        gauges?.updateError.set(to: 0)
+        return .unchanged
+      }
       state.withLock { $0 = fresh }
       gauges?.updateError.set(to: 0)
       await publish(fresh)
