@@ -5,33 +5,39 @@ public import ServiceLifecycle
 
 /// Gives back memory a long-running process touched once and no longer uses.
 ///
-/// - **Start-up code pages.** Initialisation touches code all over the executable (TLS, gRPC,
-///   argument parsing, …), and the kernel maps neighbouring pages on every fault (fault-around), so most of the
-///   binary's text ends up resident although the steady-state paths use a small part of it.
-///   Read-only mappings of the executable that hold no private (modified) pages are dropped with
-///   `MADV_DONTNEED`; pages still in use fault straight back in from the page cache.
+/// - **Start-up code pages.** Initialisation touches code all over the executable and the shared
+///   libraries (TLS, gRPC, argument parsing, …), and the kernel maps neighbouring pages on every
+///   fault (fault-around), so most of their text ends up resident although the steady-state paths
+///   use a small part of it. Read-only mappings of the executable and of shared libraries that hold
+///   no private (modified) pages are dropped with `MADV_DONTNEED`; pages still in use fault
+///   straight back in from the page cache (other processes' mappings are not affected).
 /// - **Free heap.** `malloc_trim` returns free memory of every malloc arena to the system.
 ///
-/// Runs 10 s and 30 s after start-up (when start-up work has settled), then once after each busy
-/// period, as soon as the process has been idle for `check` (less than `idleCPU` of CPU time).
+/// Runs 10 s and 30 s after start-up (when start-up work has settled), then, as soon as the
+/// process has been idle for `check` (less than `idleCPU` of CPU time), once after each busy
+/// period and whenever rare work (a reconnect, a credentials refresh) has grown the resident
+/// size by `growth` over what the periodic work keeps resident (see ``Decision``).
 /// Never while the process is busy: the pages the work needs would fault straight back in, and
 /// the faults would land on requests. A trim costs a few milliseconds.
 public struct MemoryTrimService: Service {
   let startup: [Duration]
   let check: Duration
   let idleCPU: Duration
+  let growth: Int
 
   /// - Parameters:
   ///   - startup: Delays of the unconditional start-up trims.
   ///   - check: How often the CPU time used is looked at afterwards.
   ///   - idleCPU: CPU time in one `check` period below which the process counts as idle.
+  ///   - growth: Bytes of resident growth, while idle, that call for another trim.
   public init(
     startup: [Duration] = [.seconds(10), .seconds(20)], check: Duration = .seconds(10),
-    idleCPU: Duration = .milliseconds(50)
+    idleCPU: Duration = .milliseconds(50), growth: Int = 2 << 20
   ) {
     self.startup = startup
     self.check = check
     self.idleCPU = idleCPU
+    self.growth = growth
   }
 
   public func run() async throws {
@@ -40,29 +46,14 @@ public struct MemoryTrimService: Service {
         try await Task.sleep(for: delay)
         Self.trim()
       }
-      var decision = Decision()
+      var decision = Decision(growth: self.growth)
       var last = Self.cpuTime()
       while true {
         try await Task.sleep(for: self.check)
         let now = Self.cpuTime()
-        if decision.next(used: now - last, idleCPU: self.idleCPU) { Self.trim() }
+        if decision.next(used: now - last, idleCPU: self.idleCPU, resident: Self.residentBytes()) { Self.trim() }
         last = Self.cpuTime()
       }
-    }
-  }
-
-  /// Trim once after each busy period, when a period is idle again.
-  struct Decision: Equatable {
-    var busySinceTrim = false
-
-    /// Whether to trim now, given the CPU time used in the period that just ended.
-    mutating func next(used: Duration, idleCPU: Duration) -> Bool {
-      if used >= idleCPU {
-        busySinceTrim = true
-        return false
-      }
-      defer { busySinceTrim = false }
-      return busySinceTrim
     }
   }
 
@@ -74,6 +65,43 @@ public struct MemoryTrimService: Service {
       .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec))
     }
     return duration(usage.ru_utime) + duration(usage.ru_stime)
+  }
+
+  /// The resident set size of this process in bytes (`/proc/self/statm`), 0 when unknown.
+  /// Reads into a fixed buffer: the check runs every few seconds on an idle process, and should
+  /// touch as little code as it can.
+  static func residentBytes() -> Int {
+    #if os(Linux)
+    let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { buffer in
+      let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+      guard count > 0 else { return 0 }
+      return Self.residentPages(statm: UnsafeBufferPointer(rebasing: buffer[0..<count])) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+    #else
+    return 0
+    #endif
+  }
+
+  /// The second field of `statm` text (resident pages), 0 when malformed.
+  static func residentPages(statm: UnsafeBufferPointer<UInt8>) -> Int {
+    var field = 0
+    var value = 0
+    var digits = 0
+    for byte in statm {
+      if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+        if field == 1 { return digits > 0 ? value : 0 }
+        field += 1
+        continue
+      }
+      guard field == 1 else { continue }
+      guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return 0 }
+      value = value * 10 + Int(byte - UInt8(ascii: "0"))
+      digits += 1
+    }
+    return field == 1 && digits > 0 ? value : 0
   }
 
   /// Caps glibc's malloc arenas (one per thread by default, up to 8 per core). Call before
@@ -88,7 +116,7 @@ public struct MemoryTrimService: Service {
     #endif
   }
 
-  /// Trims now; returns the bytes of executable mappings released.
+  /// Trims now; returns the bytes of code mappings released.
   @discardableResult
   public static func trim() -> Int {
     #if os(Linux)
@@ -96,16 +124,17 @@ public struct MemoryTrimService: Service {
     if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
       _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
     }
-    return releaseExecutablePages()
+    return releaseCodePages()
     #else
     return 0
     #endif
   }
 
   #if os(Linux)
-  /// Mappings of `/proc/self/exe` that are read-only and hold no anonymous (copied-on-write)
-  /// pages, as (start, length).
-  static func cleanExecutableMappings(smaps: String, executable: String) -> [(start: UInt, length: Int)] {
+  /// Mappings of `executable` and of shared libraries (`*.so*`) that are read-only and hold no
+  /// anonymous (copied-on-write) pages, as (start, length). Never writable mappings, relocated
+  /// read-only data, other files, deleted files or anonymous memory.
+  static func cleanCodeMappings(smaps: String, executable: String) -> [(start: UInt, length: Int)] {
     var result: [(UInt, Int)] = []
     var current: (start: UInt, length: Int, eligible: Bool)?
     func flush() {
@@ -122,7 +151,7 @@ public struct MemoryTrimService: Service {
         let permissions = fields[1]
         let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
         let readOnly = permissions.hasPrefix("r") && permissions.dropFirst().first == "-" && permissions.hasSuffix("p")
-        current = (start, Int(end - start), readOnly && path == executable)
+        current = (start, Int(end - start), readOnly && (path == executable || isSharedLibrary(path)))
       } else if first == "Anonymous:", fields.count >= 2, fields[1] != "0" {
         current?.eligible = false
       }
@@ -131,10 +160,16 @@ public struct MemoryTrimService: Service {
     return result
   }
 
-  private static func releaseExecutablePages() -> Int {
+  /// An absolute path whose file name has a `.so` suffix or version (`libc.so.6`).
+  static func isSharedLibrary(_ path: String) -> Bool {
+    guard path.hasPrefix("/"), !path.hasSuffix(" (deleted)"), let name = path.split(separator: "/").last else { return false }
+    return name.hasSuffix(".so") || name.contains(".so.")
+  }
+
+  private static func releaseCodePages() -> Int {
     guard let smaps = read("/proc/self/smaps"), let executable = executablePath() else { return 0 }
     var released = 0
-    for mapping in cleanExecutableMappings(smaps: smaps, executable: executable) {
+    for mapping in cleanCodeMappings(smaps: smaps, executable: executable) {
       guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
       if madvise(address, mapping.length, MADV_DONTNEED) == 0 { released += mapping.length }
     }
