@@ -95,12 +95,35 @@ final class PodCredentialCache: Sendable {
   func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String? = nil) -> (
     identity: PodIdentity, credentials: CachedCredentials
   )? {
+    if let connectionPod, let hit = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod) {
+      return hit
+    }
     guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
     return entries.withLock { entries in
       guard let entry = entries[ip], entry.identity == identity, let cached = entry.credentials[role],
         cached.remaining(now: wallNow) >= cached.serveFloor
       else { return nil }
       return (identity, cached)
+    }
+  }
+
+  /// The warm path of a keep-alive connection whose pod was checked before: the same answer as
+  /// ``trustedIdentity(ip:connectionPod:)`` followed by the credentials lookup, under one lock
+  /// and without copying the entry. Nil when anything else applies (the caller then takes the
+  /// general path).
+  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String) -> (
+    identity: PodIdentity, credentials: CachedCredentials
+  )? {
+    let now = Self.monotonic()
+    return entries.withLock { entries in
+      guard let index = entries.index(forKey: ip) else { return nil }
+      let entry = entries.values[index]
+      guard entry.conflictSince == nil, connectionPod == entry.identity.connectionKey,
+        now - entry.serverConfirmedAt < connectionTrust, let cached = entry.credentials[role],
+        cached.remaining(now: wallNow) >= cached.serveFloor
+      else { return nil }
+      entries.values[index].lastUsed = now
+      return (entry.identity, cached)
     }
   }
 

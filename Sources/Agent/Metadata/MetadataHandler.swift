@@ -55,10 +55,9 @@ struct MetadataHandler: HTTPRequestHandler {
       }
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      if let warm = cache.warmCredentials(
-        ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: request.connection.verified)
-      {
-        request.connection.verified = warm.identity.connectionKey
+      let verified = request.connection.verified
+      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: verified) {
+        if verified != warm.identity.connectionKey { request.connection.verified = warm.identity.connectionKey }
         return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
       }
       let connection = request.connection

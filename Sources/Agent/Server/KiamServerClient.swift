@@ -10,12 +10,20 @@ import Synchronization
 /// What the agent learns about the pod behind an IP.
 struct PodIdentity: Sendable, Equatable {
   /// The `iam.amazonaws.com/role` annotation ("" when none).
-  var role: String
+  var role: String { didSet { connectionKey = Self.key(uid: uid, role: role) } }
   /// The pod's UID when the server names it (our server does, Go kiam's does not).
-  var uid: String
+  var uid: String { didSet { connectionKey = Self.key(uid: uid, role: role) } }
 
-  /// What a connection remembers about the pod it was checked for.
-  var connectionKey: String { "\(uid)\u{0}\(role)" }
+  /// What a connection remembers about the pod it was checked for (kept, not built per request).
+  private(set) var connectionKey: String
+
+  init(role: String, uid: String) {
+    self.role = role
+    self.uid = uid
+    connectionKey = Self.key(uid: uid, role: role)
+  }
+
+  private static func key(uid: String, role: String) -> String { "\(uid)\u{0}\(role)" }
 }
 
 /// Credentials from the server, with what the server told about them.

@@ -1,17 +1,12 @@
 import NIOCore
 
 /// Closes connections that are idle too long or that take too long to deliver a request
-/// (slowloris). Sits in front of the HTTP decoder and sees raw bytes.
-final class ConnectionGuard: ChannelDuplexHandler {
+/// (slowloris). Sits in front of the HTTP decoder and sees raw bytes; the connection's
+/// ``HTTPConnectionHandler`` (same channel, same event loop) tells it directly when a request has
+/// been read and when its response was written.
+final class ConnectionGuard: ChannelInboundHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
-  typealias OutboundIn = Any
-  typealias OutboundOut = Any
-
-  /// Sent outbound by the HTTP handler when a request has been read completely.
-  struct RequestRead {}
-  /// Sent outbound by the HTTP handler when a response has been written.
-  struct ResponseWritten {}
 
   private let readTimeout: TimeAmount
   private let idleTimeout: TimeAmount
@@ -70,18 +65,16 @@ final class ConnectionGuard: ChannelDuplexHandler {
     context.fireChannelRead(data)
   }
 
-  func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-    switch event {
-    case is RequestRead:
-      readingSince = nil
-      inFlight += 1
-      promise?.succeed(())
-    case is ResponseWritten:
-      inFlight = max(0, inFlight - 1)
-      lastActivity = .now()
-      promise?.succeed(())
-    default:
-      context.triggerUserOutboundEvent(event, promise: promise)
-    }
+  /// A request has been read completely: the read timeout stops until the next byte arrives.
+  /// Called on the channel's event loop.
+  func requestRead() {
+    readingSince = nil
+    inFlight += 1
+  }
+
+  /// A response has been written. Called on the channel's event loop.
+  func responseWritten() {
+    inFlight = max(0, inFlight - 1)
+    lastActivity = .now()
   }
 }

@@ -8,6 +8,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   typealias OutboundOut = HTTPServerResponsePart
 
   private let handler: any HTTPRequestHandler
+  private let connectionGuard: ConnectionGuard
   private let maxHeaderBytes: Int
   private let maxBodyBytes: Int
   private var head: HTTPRequestHead?
@@ -15,8 +16,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
   private var rejecting = false
   private var connectionContext: HTTPConnectionContext?
 
-  init(handler: any HTTPRequestHandler, maxHeaderBytes: Int, maxBodyBytes: Int) {
+  /// - Parameter connectionGuard: The guard in front of the decoder in the same pipeline.
+  init(handler: any HTTPRequestHandler, connectionGuard: ConnectionGuard, maxHeaderBytes: Int, maxBodyBytes: Int) {
     self.handler = handler
+    self.connectionGuard = connectionGuard
     self.maxHeaderBytes = maxHeaderBytes
     self.maxBodyBytes = maxBodyBytes
   }
@@ -48,7 +51,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     case .end:
       guard !rejecting, let requestHead = head else { return }
       head = nil
-      context.triggerUserOutboundEvent(ConnectionGuard.RequestRead(), promise: nil)
+      connectionGuard.requestRead()
       let connection: HTTPConnectionContext
       if let known = connectionContext {
         connection = known
@@ -96,7 +99,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     let version = head?.version ?? .http1_1
     head = nil
     body = nil
-    context.triggerUserOutboundEvent(ConnectionGuard.RequestRead(), promise: nil)
+    connectionGuard.requestRead()
     write(.error(status, message), version: version, keepAlive: false, context: context)
   }
 
@@ -110,12 +113,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     if response.body.readableBytes > 0 {
       context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
     }
+    connectionGuard.responseWritten()
+    guard !keepAlive else {
+      context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+      return
+    }
     let done = context.eventLoop.makePromise(of: Void.self)
     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-    context.triggerUserOutboundEvent(ConnectionGuard.ResponseWritten(), promise: nil)
-    if !keepAlive {
-      let channel = context.channel
-      done.futureResult.whenComplete { _ in channel.close(promise: nil) }
-    }
+    let channel = context.channel
+    done.futureResult.whenComplete { _ in channel.close(promise: nil) }
   }
 }

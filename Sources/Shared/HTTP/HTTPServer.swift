@@ -92,9 +92,9 @@ public final class HTTPServer: Service, Sendable {
         channel.closeFuture.whenComplete { _ in limiter.release() }
         return channel.eventLoop.makeCompletedFuture {
           let sync = channel.pipeline.syncOperations
-          try sync.addHandler(
-            ConnectionGuard(readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
-          )
+          let connectionGuard = ConnectionGuard(
+            readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
+          try sync.addHandler(connectionGuard)
           var limits = NIOHTTPDecoderLimitConfiguration()
           // NIO's limits are only a backstop; our own check answers 431 for heads over the limit.
           limits.maxHeaderFieldSize = max(configuration.maxHeaderBytes * 4, 16 * 1024)
@@ -110,6 +110,7 @@ public final class HTTPServer: Service, Sendable {
           try sync.addHandler(
             HTTPConnectionHandler(
               handler: handler,
+              connectionGuard: connectionGuard,
               maxHeaderBytes: configuration.maxHeaderBytes,
               maxBodyBytes: configuration.maxBodyBytes
             )
