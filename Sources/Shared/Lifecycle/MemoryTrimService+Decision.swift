@@ -5,8 +5,11 @@ extension MemoryTrimService {
   /// - When idle and the resident size has grown by ``growth`` bytes over the baseline: the
   ///   largest resident size seen in the ``settlePeriods`` idle periods after the last trim,
   ///   which is what the periodic work (keepalive pings, DNS refreshes, rule checks) faults back
-  ///   in. Rare work (a reconnect's TLS handshake, a credentials refresh) leaves pages behind
-  ///   that otherwise stay resident until the next busy period.
+  ///   in (the longest of those repeats every 30 s; four 10 s periods cover it). Rare work (a
+  ///   reconnect's TLS handshake, a credentials refresh, a new pod's first request) leaves pages
+  ///   behind that otherwise stay resident until the next busy period; rare work inside the
+  ///   settling periods themselves raises the baseline and is only given back after the next
+  ///   busy period.
   struct Decision: Equatable {
     /// Growth over the baseline, in bytes, that calls for a trim.
     let growth: Int
@@ -16,7 +19,7 @@ extension MemoryTrimService {
     var baseline = 0
     var settledPeriods = 0
 
-    init(growth: Int, settlePeriods: Int = 6) {
+    init(growth: Int, settlePeriods: Int = 4) {
       self.growth = growth
       self.settlePeriods = settlePeriods
     }
