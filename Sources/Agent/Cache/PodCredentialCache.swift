@@ -32,6 +32,18 @@ final class PodCredentialCache: Sendable {
     var lastUsed: Double
     /// Set while the server names the previous pod for a changed link.
     var conflictSince: Double?
+
+    /// Whether a request on a connection that checked `connectionPod` earlier comes from this
+    /// entry's pod: the same pod, confirmed by the server within `trust` seconds, no conflict.
+    func trusts(connectionPod: String?, now: Double, trust: Double) -> Bool {
+      conflictSince == nil && connectionPod == identity.connectionKey && now - serverConfirmedAt < trust
+    }
+
+    /// The credentials for `role` while they have enough lifetime left to be served.
+    func servable(role: String, wallNow: Double) -> CachedCredentials? {
+      guard let cached = credentials[role], cached.remaining(now: wallNow) >= cached.serveFloor else { return nil }
+      return cached
+    }
   }
 
   /// The outcome of a server confirmation.
@@ -68,15 +80,12 @@ final class PodCredentialCache: Sendable {
   func trustedIdentity(ip: String, connectionPod: String? = nil) -> PodIdentity? {
     let now = Self.monotonic()
     let entry: Entry? = entries.withLock { entries in
-      guard var entry = entries[ip] else { return nil }
-      entry.lastUsed = now
-      entries[ip] = entry
-      return entry
+      guard let index = entries.index(forKey: ip) else { return nil }
+      entries.values[index].lastUsed = now
+      return entries.values[index]
     }
     guard let entry, entry.conflictSince == nil else { return nil }
-    if let connectionPod, connectionPod == entry.identity.connectionKey, now - entry.serverConfirmedAt < connectionTrust {
-      return entry.identity
-    }
+    if entry.trusts(connectionPod: connectionPod, now: now, trust: connectionTrust) { return entry.identity }
     // A new connection: is it still the same pod?
     guard now - entry.serverConfirmedAt < connectionTrust else { return nil }
     let current = neighbors.link(for: ip)
@@ -100,8 +109,7 @@ final class PodCredentialCache: Sendable {
     }
     guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
     return entries.withLock { entries in
-      guard let entry = entries[ip], entry.identity == identity, let cached = entry.credentials[role],
-        cached.remaining(now: wallNow) >= cached.serveFloor
+      guard let entry = entries[ip], entry.identity == identity, let cached = entry.servable(role: role, wallNow: wallNow)
       else { return nil }
       return (identity, cached)
     }
@@ -118,9 +126,8 @@ final class PodCredentialCache: Sendable {
     return entries.withLock { entries in
       guard let index = entries.index(forKey: ip) else { return nil }
       let entry = entries.values[index]
-      guard entry.conflictSince == nil, connectionPod == entry.identity.connectionKey,
-        now - entry.serverConfirmedAt < connectionTrust, let cached = entry.credentials[role],
-        cached.remaining(now: wallNow) >= cached.serveFloor
+      guard entry.trusts(connectionPod: connectionPod, now: now, trust: connectionTrust),
+        let cached = entry.servable(role: role, wallNow: wallNow)
       else { return nil }
       entries.values[index].lastUsed = now
       return (entry.identity, cached)

@@ -12,19 +12,15 @@ import Glibc
 /// as in git's "racy clean" rule, a signature is only trusted once its newest timestamp is
 /// ``settleTime`` older than the moment it was taken (``isSettled(at:)``).
 struct TLSFilesSignature: Equatable, Sendable {
-  /// Nanoseconds since the Unix epoch.
-  typealias Timestamp = Int64
-  typealias Entry = FileStatus
+  /// How much older (in nanoseconds) than the time of taking the newest file timestamp must be.
+  static let settleTime: Int64 = 2_000_000_000
 
-  /// How much older than the time of taking the newest file timestamp must be.
-  static let settleTime: Timestamp = 2_000_000_000
-
-  var entries: [Entry]
+  var entries: [FileStatus]
 
   /// The signature of `files` now; nil when a file cannot be looked at (the caller then reads
   /// the files and reports the problem).
   static func read(_ files: TLSFiles) -> TLSFilesSignature? {
-    var entries: [Entry] = []
+    var entries: [FileStatus] = []
     for path in [files.certificatePath, files.keyPath, files.caPath] {
       guard let status = FileAccess.status(path) else { return nil }
       entries.append(status)
@@ -42,13 +38,13 @@ struct TLSFilesSignature: Equatable, Sendable {
 
   /// Whether every file was last modified long enough before `now` (nanoseconds since the
   /// epoch) for a later rewrite to show up as a different timestamp.
-  func isSettled(at now: Timestamp) -> Bool {
+  func isSettled(at now: Int64) -> Bool {
     let newest = entries.map { max($0.modified, $0.changed) }.max() ?? now
     return newest <= now - Self.settleTime
   }
 
   /// Nanoseconds since the Unix epoch, now.
-  static func now() -> Timestamp {
+  static func now() -> Int64 {
     var time = timespec()
     clock_gettime(CLOCK_REALTIME, &time)
     return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
