@@ -73,6 +73,7 @@ public final class STSLab: Sendable {
   public func clearFaults() async throws {
     try await setFaults([
       "latency_ms": "0", "throttle_rate": "0", "error_rate": "0", "reset_rate": "0", "deny_role": "", "iam_info_status": "200",
+      "throttle_next": "0",
     ])
   }
 

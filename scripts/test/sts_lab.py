@@ -9,6 +9,7 @@ that is not faulted is answered by moto itself. Controlled at runtime over HTTP 
 
   POST /_lab/faults?latency_ms=300&throttle_rate=1&error_rate=0&error_code=AccessDenied&reset_rate=0
         &deny_role=<substring>        AssumeRole faults (rates are 0..1; error_code with status)
+        &throttle_next=2              throttle exactly the next 2 AssumeRole calls
   GET  /_lab/stats                    {"assume_role": {"<role arn>": n}, "max_concurrent": n, ...}
   POST /_lab/reset                    zero the counters (and faults)
   POST /_lab/setup-auth               create user kiam-node (sts:AssumeRole on *) and role kiam_server,
@@ -41,7 +42,7 @@ def reset():
     with lock:
         faults.clear()
         faults.update(latency_ms=0.0, throttle_rate=0.0, error_rate=0.0, error_code="InternalFailure", error_status=500,
-                      reset_rate=0.0, deny_role="", iam_info_status=200)
+                      reset_rate=0.0, deny_role="", iam_info_status=200, throttle_next=0.0)
         stats.clear()
         stats.update(assume_role={}, web_identity=0, caller_identity=0, concurrent=0, max_concurrent=0, throttled=0,
                      errors=0, resets=0, denied=0, requests=0)
@@ -116,7 +117,11 @@ class Lab:
                     except OSError:
                         pass
                 raise ConnectionResetError("lab: connection reset")
-            if f["throttle_rate"] and random.random() < f["throttle_rate"]:
+            with lock:
+                counted = faults["throttle_next"] >= 1
+                if counted:
+                    faults["throttle_next"] -= 1
+            if counted or (f["throttle_rate"] and random.random() < f["throttle_rate"]):
                 with lock:
                     stats["throttled"] += 1
                 return xml_error("Throttling", "Rate exceeded", 400)(environ, start_response)
