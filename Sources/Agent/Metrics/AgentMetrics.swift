@@ -4,10 +4,10 @@ import Prometheus
 /// The agent's kiam_metadata_* series, the hot ones created once.
 struct AgentMetrics: Sendable {
   let metrics: KiamMetrics
-  let credentialsLatency: DurationHistogram
-  let roleNameLatency: DurationHistogram
-  let healthLatency: DurationHistogram
-  let proxyLatency: DurationHistogram
+  let credentialsLatency: ShardedDurationHistogram
+  let roleNameLatency: ShardedDurationHistogram
+  let healthLatency: ShardedDurationHistogram
+  let proxyLatency: ShardedDurationHistogram
   let credentialsOK: Counter
   let credentialsSuccess: Counter
   let roleNameOK: Counter
@@ -25,7 +25,7 @@ struct AgentMetrics: Sendable {
     roleNameSuccess = metrics.success("roleName")
   }
 
-  func latency(_ handler: String) -> DurationHistogram {
+  func latency(_ handler: String) -> ShardedDurationHistogram {
     switch handler {
     case "credentials": credentialsLatency
     case "roleName": roleNameLatency

@@ -1,4 +1,5 @@
 public import Prometheus
+import Synchronization
 
 /// Every Prometheus metric kiam exposes, defined once, with kiam's names, labels and buckets
 /// (uswitch/kiam v4 `docs/METRICS.md`), so existing dashboards and alerts keep working.
@@ -23,6 +24,7 @@ public final class KiamMetrics: Sendable {
   public let stsAssumeRoleTiming: DurationHistogram
   public let stsAssumeRoleCurrent: Gauge
   public let k8sDroppedPods: Counter
+  private let handlerLatencies = Mutex<[ShardedDurationHistogram]>([])
 
   public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
     self.registry = registry
@@ -63,13 +65,36 @@ public final class KiamMetrics: Sendable {
 
   // MARK: Labelled families (series appear when first used)
 
-  /// `kiam_metadata_handler_latency_seconds{handler}`.
-  public func handlerLatency(_ handler: String) -> DurationHistogram {
-    registry.makeDurationHistogram(
-      descriptor: .init(
-        namespace: "kiam", subsystem: "metadata", metricName: "handler_latency", unitName: "seconds",
-        helpText: "Bucketed histogram of handler timings"),
-      labels: [("handler", handler)], buckets: Self.latencyBuckets)
+  /// `kiam_metadata_handler_latency_seconds{handler}`: recorded on every metadata request from
+  /// every event loop, so it is a ``ShardedDurationHistogram`` (no lock shared between threads).
+  /// The same handler always gets the same series.
+  public func handlerLatency(_ handler: String) -> ShardedDurationHistogram {
+    handlerLatencies.withLock { series in
+      if let known = series.first(where: { $0.labels.first?.1 == handler }) { return known }
+      let made = ShardedDurationHistogram(
+        name: Self.handlerLatencyName, labels: [("handler", handler)], buckets: Self.latencyBuckets)
+      series.append(made)
+      return made
+    }
+  }
+
+  static let handlerLatencyName = "kiam_metadata_handler_latency_seconds"
+
+  /// Everything in the Prometheus text format: the registry, then the sharded histograms.
+  public func emit(into buffer: inout [UInt8]) {
+    registry.emit(into: &buffer)
+    let latencies = handlerLatencies.withLock { $0 }
+    guard !latencies.isEmpty else { return }
+    buffer.append(contentsOf: "# HELP \(Self.handlerLatencyName) Bucketed histogram of handler timings\n".utf8)
+    buffer.append(contentsOf: "# TYPE \(Self.handlerLatencyName) histogram\n".utf8)
+    for series in latencies { series.emit(into: &buffer) }
+  }
+
+  /// ``emit(into:)`` as a string.
+  public func emitToString() -> String {
+    var bytes: [UInt8] = []
+    emit(into: &bytes)
+    return String(decoding: bytes, as: UTF8.self)
   }
 
   /// `kiam_metadata_credential_fetch_errors_total{handler}`.

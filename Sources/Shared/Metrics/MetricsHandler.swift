@@ -20,7 +20,7 @@ public struct MetricsHandler: HTTPRequestHandler {
     var buffer = ByteBuffer()
     var bytes: [UInt8] = []
     bytes.reserveCapacity(16 * 1024)
-    metrics.registry.emit(into: &bytes)
+    metrics.emit(into: &bytes)
     buffer.writeBytes(bytes)
     buffer.writeString(ProcessMetrics.exposition())
     return .immediate(
