@@ -178,6 +178,41 @@ import Testing
     #expect(connection.receiveResponse().hasSuffix("\r\n\r\napp-other"))
   }
 
+  /// A keep-alive connection answers its repeated requests from its own copy of the answer, and
+  /// the copy dies the moment the agent learns that the IP belongs to another pod.
+  @Test func aKeepAliveConnectionLosesItsCredentialsWhenItsIPMovesToAnotherPod() async throws {
+    guard STSLab.isAvailable else { return }
+    let h = try await AgentHarness()
+    defer { Task { await h.stop() } }
+    try await h.startServer()
+    try await h.startAgent()
+    let credentials = "/latest/meta-data/iam/security-credentials/app-local"
+    let connection = try RawSocket(port: h.agentPort)
+    var bodies: [String] = []
+    for _ in 0..<5 {
+      try connection.send("GET \(credentials) HTTP/1.1\r\nHost: x\r\n\r\n")
+      let response = connection.receiveResponse()
+      #expect(response.hasPrefix("HTTP/1.1 200"), "\(response)")
+      bodies.append(String(response.split(separator: "\r\n\r\n", maxSplits: 1).last ?? ""))
+    }
+    #expect(bodies[0].contains("\"AccessKeyId\":\"ASIA"))
+    #expect(Set(bodies).count == 1, "the same credentials on every request")
+    // 127.0.0.1 now belongs to another pod; the server re-reads its manifests within a second.
+    let moved = AgentHarness.manifests.replacingOccurrences(
+      of: "name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-local}",
+      with: "name: local2, namespace: apps, uid: uid-local2, annotations: {iam.amazonaws.com/role: app-other}")
+    #expect(moved != AgentHarness.manifests)
+    try h.directory.write("manifests/pods.yaml", moved)
+    try await Task.sleep(for: .milliseconds(2500))
+    // A new connection (the new pod) makes the agent ask the server, which names the new pod.
+    #expect(try h.get("/latest/meta-data/iam/security-credentials/").body == "app-other")
+    // The old connection gets nothing of the old pod's any more.
+    try connection.send("GET \(credentials) HTTP/1.1\r\nHost: x\r\n\r\n")
+    let after = connection.receiveResponse()
+    #expect(after.hasPrefix("HTTP/1.1 404"), "\(after)")
+    #expect(!after.contains("AccessKeyId"))
+  }
+
   @Test func requireIMDSv2RefusesTokenlessRequests() async throws {
     guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()

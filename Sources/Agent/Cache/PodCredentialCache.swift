@@ -54,21 +54,28 @@ final class PodCredentialCache: Sendable {
   }
 
   private let entries = Mutex<[String: Entry]>([:])
+  /// Bumped (under the lock) by every change that can change an answer; see ``WarmMemo``.
+  private let generation = Atomic<UInt64>(0)
   private let neighbors: NeighborTable
   let identityMaxAge: Double
   let connectionTrust: Double
   let conflictLimit: Double
   let evictAfter: Double
+  /// How often a connection answering from its ``WarmMemo`` marks the entry as used (eviction
+  /// happens after hours, so a minute's precision is plenty).
+  let touchInterval: Double
 
   init(
     neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1),
-    connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30), evictAfter: Duration = .seconds(7200)
+    connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30), evictAfter: Duration = .seconds(7200),
+    touchInterval: Duration = .seconds(60)
   ) {
     self.neighbors = neighbors
     self.identityMaxAge = identityMaxAge.seconds
     self.connectionTrust = connectionTrust.seconds
     self.conflictLimit = conflictLimit.seconds
     self.evictAfter = evictAfter.seconds
+    self.touchInterval = touchInterval.seconds
   }
 
   /// Monotonic seconds.
@@ -104,8 +111,32 @@ final class PodCredentialCache: Sendable {
   func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String? = nil) -> (
     identity: PodIdentity, credentials: CachedCredentials
   )? {
-    if let connectionPod, let hit = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod) {
-      return hit
+    var memo: WarmMemo?
+    return warmCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, memo: &memo)
+  }
+
+  /// Credentials to serve for `ip` and `role` without asking the server, for a connection that
+  /// keeps `memo` (see ``WarmMemo``): answered from the memo without the lock while it is
+  /// current, and the memo made or renewed when the connection's pod was checked before.
+  func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String?, memo: inout WarmMemo?) -> (
+    identity: PodIdentity, credentials: CachedCredentials
+  )? {
+    if let connectionPod {
+      let now = Self.monotonic()
+      if let known = memo, known.generation == generation.load(ordering: .acquiring), known.ip == ip, known.role == role,
+        known.identity.connectionKey == connectionPod, now - known.serverConfirmedAt < connectionTrust,
+        known.credentials.remaining(now: wallNow) >= known.credentials.serveFloor
+      {
+        if now - known.touchedAt >= touchInterval {
+          entries.withLock { $0[ip]?.lastUsed = now }
+          memo = known.touched(now)
+        }
+        return (known.identity, known.credentials)
+      }
+      if let made = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, now: now) {
+        memo = made
+        return (made.identity, made.credentials)
+      }
     }
     guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
     return entries.withLock { entries in
@@ -117,20 +148,28 @@ final class PodCredentialCache: Sendable {
 
   /// The warm path of a keep-alive connection whose pod was checked before: the same answer as
   /// ``trustedIdentity(ip:connectionPod:)`` followed by the credentials lookup, under one lock
-  /// and without copying the entry. Nil when anything else applies (the caller then takes the
-  /// general path).
-  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String) -> (
-    identity: PodIdentity, credentials: CachedCredentials
-  )? {
-    let now = Self.monotonic()
-    return entries.withLock { entries in
+  /// and without copying the entry, as a memo for the connection's next requests. Nil when
+  /// anything else applies (the caller then takes the general path).
+  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String, now: Double) -> WarmMemo? {
+    entries.withLock { entries in
       guard let index = entries.index(forKey: ip) else { return nil }
       let entry = entries.values[index]
       guard entry.trusts(connectionPod: connectionPod, now: now, trust: connectionTrust),
         let cached = entry.servable(role: role, wallNow: wallNow)
       else { return nil }
       entries.values[index].lastUsed = now
-      return (entry.identity, cached)
+      // Every change that could decide an answer bumps the generation under this lock.
+      return WarmMemo(
+        ip: ip, role: role, generation: generation.load(ordering: .relaxed), identity: entry.identity, credentials: cached,
+        serverConfirmedAt: entry.serverConfirmedAt, touchedAt: now)
+    }
+  }
+
+  /// Changes entries in a way that can change an answer: connections' ``WarmMemo``s become stale.
+  private func change<Result>(_ body: (inout [String: Entry]) -> Result) -> Result {
+    entries.withLock { entries in
+      defer { generation.add(1, ordering: .releasing) }
+      return body(&entries)
     }
   }
 
@@ -158,7 +197,7 @@ final class PodCredentialCache: Sendable {
   func confirm(ip: String, identity: PodIdentity) -> Confirmation {
     let now = Self.monotonic()
     let link = neighbors.link(for: ip)
-    return entries.withLock { entries -> Confirmation in
+    return change { entries -> Confirmation in
       if var entry = entries[ip], Self.samePod(entry.identity, identity) {
         if !identity.uid.isEmpty, let known = entry.link, let link, known != link {
           // The link changed but the server names the same pod: it has not seen the new pod yet.
@@ -187,7 +226,7 @@ final class PodCredentialCache: Sendable {
   func store(ip: String, role: String, credentials: CachedCredentials, podUID: String) {
     let now = Self.monotonic()
     let link = neighbors.link(for: ip)
-    entries.withLock { entries in
+    change { entries in
       var entry =
         entries[ip]
         ?? Entry(identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
@@ -209,7 +248,7 @@ final class PodCredentialCache: Sendable {
 
   /// Forgets `ip` (e.g. the server no longer knows its pod).
   func forget(ip: String) {
-    _ = entries.withLock { $0.removeValue(forKey: ip) }
+    _ = change { $0.removeValue(forKey: ip) }
   }
 
   /// Credentials due for a background refresh (and marks the attempt).
@@ -231,7 +270,7 @@ final class PodCredentialCache: Sendable {
   /// Drops entries unused for `evictAfter` and credentials that expired.
   func evict(wallNow: Double) {
     let now = Self.monotonic()
-    entries.withLock { entries in
+    change { entries in
       entries = entries.filter { now - $0.value.lastUsed < evictAfter }
       for ip in entries.keys {
         entries[ip]!.credentials = entries[ip]!.credentials.filter { $0.value.remaining(now: wallNow) > 0 }

@@ -56,8 +56,11 @@ struct MetadataHandler: HTTPRequestHandler {
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
       let verified = request.connection.verified
-      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: verified) {
+      let remembered = verified == nil ? nil : request.connection.memo as? WarmMemo
+      var memo = remembered
+      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: verified, memo: &memo) {
         if verified != warm.identity.connectionKey { request.connection.verified = warm.identity.connectionKey }
+        if memo !== remembered { request.connection.memo = memo }
         return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
       }
       let connection = request.connection

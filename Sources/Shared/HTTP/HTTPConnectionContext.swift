@@ -5,7 +5,7 @@ import Synchronization
 /// handler can remember what it verified about the caller for the connection's later requests
 /// (keep-alive). A new connection always starts empty.
 public final class HTTPConnectionContext: Sendable {
-  private let state = Mutex<(requests: Int, verified: String?)>((0, nil))
+  private let state = Mutex<(requests: Int, verified: String?, memo: (any Sendable)?)>((0, nil, nil))
 
   /// The peer of the connection.
   public let remoteAddress: SocketAddress?
@@ -25,6 +25,12 @@ public final class HTTPConnectionContext: Sendable {
   public var verified: String? {
     get { state.withLock { $0.verified } }
     set { state.withLock { $0.verified = newValue } }
+  }
+
+  /// Whatever the handler keeps to answer the connection's next requests faster (its own type).
+  public var memo: (any Sendable)? {
+    get { state.withLock { $0.memo } }
+    set { state.withLock { $0.memo = newValue } }
   }
 
   /// Counts a request and returns its index on the connection (0 for the first).
