@@ -1,6 +1,7 @@
 import Foundation
 import KiamShared
 import KiamTestSupport
+import Testing
 
 /// A kiam server (static manifests) and a kiam agent as real processes on loopback, with moto as
 /// STS and as the upstream metadata service.
@@ -77,6 +78,17 @@ final class AgentHarness: @unchecked Sendable {
     var target = path
     if let ip { target += (path.contains("?") ? "&" : "?") + "ip=\(ip)" }
     return try HTTPExchange.send(method, port: agentPort, path: target, headers: headers)
+  }
+
+  /// 127.0.0.1 now belongs to another pod (`local2`, role `app-other`); waits until the server
+  /// has re-read its manifests (it does within a second).
+  func moveLocalPodToAnotherPod() async throws {
+    let moved = Self.manifests.replacingOccurrences(
+      of: "name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-local}",
+      with: "name: local2, namespace: apps, uid: uid-local2, annotations: {iam.amazonaws.com/role: app-other}")
+    #expect(moved != Self.manifests)
+    try directory.write("manifests/pods.yaml", moved)
+    try await Task.sleep(for: .milliseconds(2500))
   }
 
   func stop() async {

@@ -163,13 +163,8 @@ import Testing
     try connection.send("PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n")
     let token = String(connection.receiveResponse().split(separator: "\r\n\r\n", maxSplits: 1).last ?? "")
     #expect(!token.isEmpty)
-    // 127.0.0.1 now belongs to another pod; the server re-reads its manifests within a second.
-    let moved = AgentHarness.manifests.replacingOccurrences(
-      of: "name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-local}",
-      with: "name: local2, namespace: apps, uid: uid-local2, annotations: {iam.amazonaws.com/role: app-other}")
-    #expect(moved != AgentHarness.manifests)
-    try h.directory.write("manifests/pods.yaml", moved)
-    try await Task.sleep(for: .milliseconds(2500))
+    // 127.0.0.1 now belongs to another pod.
+    try await h.moveLocalPodToAnotherPod()
     try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token: \(token)\r\n\r\n")
     let listed = connection.receiveResponse()
     #expect(listed.hasSuffix("\r\n\r\napp-other"), "\(listed)")
@@ -197,13 +192,8 @@ import Testing
     }
     #expect(bodies[0].contains("\"AccessKeyId\":\"ASIA"))
     #expect(Set(bodies).count == 1, "the same credentials on every request")
-    // 127.0.0.1 now belongs to another pod; the server re-reads its manifests within a second.
-    let moved = AgentHarness.manifests.replacingOccurrences(
-      of: "name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-local}",
-      with: "name: local2, namespace: apps, uid: uid-local2, annotations: {iam.amazonaws.com/role: app-other}")
-    #expect(moved != AgentHarness.manifests)
-    try h.directory.write("manifests/pods.yaml", moved)
-    try await Task.sleep(for: .milliseconds(2500))
+    // 127.0.0.1 now belongs to another pod.
+    try await h.moveLocalPodToAnotherPod()
     // A new connection (the new pod) makes the agent ask the server, which names the new pod.
     #expect(try h.get("/latest/meta-data/iam/security-credentials/").body == "app-other")
     // The old connection gets nothing of the old pod's any more.

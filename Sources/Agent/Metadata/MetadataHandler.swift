@@ -55,8 +55,8 @@ struct MetadataHandler: HTTPRequestHandler {
       }
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
-      let verified = request.connection.verified
-      let remembered = verified == nil ? nil : request.connection.memo as? WarmMemo
+      let (verified, kept) = request.connection.remembered
+      let remembered = verified == nil ? nil : kept as? WarmMemo
       var memo = remembered
       if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: verified, memo: &memo) {
         if verified != warm.identity.connectionKey { request.connection.verified = warm.identity.connectionKey }

@@ -33,6 +33,11 @@ public final class HTTPConnectionContext: Sendable {
     set { state.withLock { $0.memo = newValue } }
   }
 
+  /// ``verified`` and ``memo`` read together (one lock on the hot path).
+  public var remembered: (verified: String?, memo: (any Sendable)?) {
+    state.withLock { ($0.verified, $0.memo) }
+  }
+
   /// Counts a request and returns its index on the connection (0 for the first).
   func nextRequestIndex() -> Int {
     state.withLock { state in

@@ -25,6 +25,9 @@ public final class ShardedDurationHistogram: Sendable {
   /// Upper bounds of the buckets, ascending.
   public let buckets: [Duration]
   private let shards: [Mutex<State>.Box]
+  /// `name="value",` for the bucket lines and `{name="value"}` for `_sum`/`_count` ("" without labels).
+  private let bucketLabelPrefix: String
+  private let seriesLabels: String
 
   /// - Parameter shardCount: Independent shards; more than the threads that record at once.
   public init(name: String, labels: [(String, String)] = [], buckets: [Duration], shardCount: Int = 16) {
@@ -33,6 +36,9 @@ public final class ShardedDurationHistogram: Sendable {
     self.buckets = buckets.sorted()
     let empty = State(counts: Array(repeating: 0, count: buckets.count + 1))
     shards = (0..<max(1, shardCount)).map { _ in Mutex<State>.Box(empty) }
+    let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+    bucketLabelPrefix = rendered.isEmpty ? "" : rendered + ","
+    seriesLabels = rendered.isEmpty ? "" : "{\(rendered)}"
   }
 
   /// Records one observation.
@@ -69,15 +75,13 @@ public final class ShardedDurationHistogram: Sendable {
   /// Appends the series' lines (no `# HELP`/`# TYPE`: the family writes those once).
   func emit(into buffer: inout [UInt8]) {
     let (cumulative, sum, count) = snapshot()
-    let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
-    let prefix = rendered.isEmpty ? "" : rendered + ","
     for (index, bound) in buckets.enumerated() {
-      buffer.append(contentsOf: "\(name)_bucket{\(prefix)le=\"\(bound.bucketRepresentation)\"} \(cumulative[index])\n".utf8)
+      buffer.append(
+        contentsOf: "\(name)_bucket{\(bucketLabelPrefix)le=\"\(bound.bucketRepresentation)\"} \(cumulative[index])\n".utf8)
     }
-    buffer.append(contentsOf: "\(name)_bucket{\(prefix)le=\"+Inf\"} \(count)\n".utf8)
-    let braces = rendered.isEmpty ? "" : "{\(rendered)}"
-    buffer.append(contentsOf: "\(name)_sum\(braces) \(sum.bucketRepresentation)\n".utf8)
-    buffer.append(contentsOf: "\(name)_count\(braces) \(count)\n".utf8)
+    buffer.append(contentsOf: "\(name)_bucket{\(bucketLabelPrefix)le=\"+Inf\"} \(count)\n".utf8)
+    buffer.append(contentsOf: "\(name)_sum\(seriesLabels) \(sum.bucketRepresentation)\n".utf8)
+    buffer.append(contentsOf: "\(name)_count\(seriesLabels) \(count)\n".utf8)
   }
 
   static func escape(_ value: String) -> String {
