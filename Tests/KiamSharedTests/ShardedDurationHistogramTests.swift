@@ -50,6 +50,20 @@ import Testing
     #expect(!indices.withLock { $0.contains(first) })
   }
 
+  @Test func shardRowsStartOnCacheLinesOfTheirOwn() {
+    for countersPerShard in [1, 3, 16, 17, 40] {
+      let counters = ShardedCounters(shards: 5, countersPerShard: countersPerShard)
+      let rowBytes = countersPerShard * MemoryLayout<Int>.stride
+      for shard in 0..<5 {
+        #expect(counters.rowAddress(shard) % UInt(ShardedCounters.lineBytes) == 0)
+        if shard > 0 { #expect(counters.rowAddress(shard) - counters.rowAddress(shard - 1) >= UInt(rowBytes)) }
+      }
+      for shard in 0..<5 { counters.add(shard + 1, shard: shard, counter: countersPerShard - 1) }
+      #expect(counters.total(counter: countersPerShard - 1) == 15)
+      #expect(counters.total(counter: 0) == (countersPerShard == 1 ? 15 : 0))
+    }
+  }
+
   @Test func metricsPageShowsEachHandlerOnceWithEscapedLabels() throws {
     let metrics = KiamMetrics()
     #expect(metrics.handlerLatency("credentials") === metrics.handlerLatency("credentials"))

@@ -8,23 +8,18 @@ import Synchronization
 /// request's latency, from both event loops at once, and under load that lock was contended on
 /// about one request in 60: the waiting loop slept in the kernel (`futex`) until the other let
 /// go (98 % of the agent's futex calls under load were this lock). Here each thread
-/// records into a shard of its own (assigned round-robin on its first record), whose lock only it
-/// takes, except while `/metrics` is scraped; the scrape adds the shards up. The text is what
-/// swift-prometheus writes for a histogram series (`_bucket{…,le="…"}`, `_sum`, `_count`).
+/// records into a shard of its own (assigned round-robin on its first record) with relaxed
+/// atomic adds, no lock; each shard starts on a cache line of its own, so two threads never write
+/// to the same line. The scrape adds the shards up. The text is what swift-prometheus writes for
+/// a histogram series (`_bucket{…,le="…"}`, `_sum`, `_count`).
 public final class ShardedDurationHistogram: Sendable {
-  struct State: Sendable {
-    /// Observations per bucket (not cumulative); the last slot counts those above every bound.
-    var counts: [Int]
-    var sum: Duration = .zero
-  }
-
   /// The series' name, e.g. `kiam_metadata_handler_latency_seconds`.
   public let name: String
   /// The series' labels, in order.
   public let labels: [(String, String)]
   /// Upper bounds of the buckets, ascending.
   public let buckets: [Duration]
-  private let shards: [Mutex<State>.Box]
+  private let shards: ShardedCounters
   /// `name="value",` for the bucket lines and `{name="value"}` for `_sum`/`_count` ("" without labels).
   private let bucketLabelPrefix: String
   private let seriesLabels: String
@@ -34,8 +29,8 @@ public final class ShardedDurationHistogram: Sendable {
     self.name = name
     self.labels = labels
     self.buckets = buckets.sorted()
-    let empty = State(counts: Array(repeating: 0, count: buckets.count + 1))
-    shards = (0..<max(1, shardCount)).map { _ in Mutex<State>.Box(empty) }
+    // Per shard: one count per bucket, one above every bound, then the sum in nanoseconds.
+    shards = ShardedCounters(shards: max(1, shardCount), countersPerShard: buckets.count + 2)
     let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
     bucketLabelPrefix = rendered.isEmpty ? "" : rendered + ","
     seriesLabels = rendered.isEmpty ? "" : "{\(rendered)}"
@@ -48,28 +43,21 @@ public final class ShardedDurationHistogram: Sendable {
       slot = index
       break
     }
-    shards[ShardedDurationHistogramThread.index % shards.count].mutex.withLock { state in
-      state.counts[slot] += 1
-      state.sum += value
-    }
+    let shard = ShardedDurationHistogramThread.index % shards.shards
+    shards.add(1, shard: shard, counter: slot)
+    shards.add(Int(value.nanoseconds), shard: shard, counter: buckets.count + 1)
   }
 
   /// Cumulative bucket counts (one per bound, then +Inf), the sum and the count over all shards.
+  ///
+  /// Taken while threads record, the sum can miss the newest observation that the counts include.
   public func snapshot() -> (cumulative: [Int], sum: Duration, count: Int) {
-    var counts = Array(repeating: 0, count: buckets.count + 1)
-    var sum = Duration.zero
-    for shard in shards {
-      shard.mutex.withLock { state in
-        for index in counts.indices { counts[index] += state.counts[index] }
-        sum += state.sum
-      }
-    }
     var running = 0
-    let cumulative = counts.map { count -> Int in
-      running += count
+    let cumulative = (0...buckets.count).map { slot -> Int in
+      running += shards.total(counter: slot)
       return running
     }
-    return (cumulative, sum, running)
+    return (cumulative, .nanoseconds(shards.total(counter: buckets.count + 1)), running)
   }
 
   /// Appends the series' lines (no `# HELP`/`# TYPE`: the family writes those once).
@@ -95,14 +83,6 @@ public final class ShardedDurationHistogram: Sendable {
       }
     }
     return escaped
-  }
-}
-
-extension Mutex {
-  /// A mutex on the heap, so an array of them keeps each one in place.
-  final class Box: Sendable where Value: Sendable {
-    let mutex: Mutex<Value>
-    init(_ value: sending Value) { mutex = Mutex(value) }
   }
 }
 
