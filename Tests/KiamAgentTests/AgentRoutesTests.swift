@@ -203,6 +203,35 @@ import Testing
     #expect(!after.contains("AccessKeyId"))
   }
 
+  /// A caller without a neighbour entry (here loopback) is re-checked with the server on every
+  /// new connection; once the server confirms the same pod, the credentials the agent already
+  /// holds are served without asking the server for them again.
+  @Test func aNewConnectionOfAKnownPodCostsOneServerCall() async throws {
+    guard STSLab.isAvailable else { return }
+    let h = try await AgentHarness()
+    defer { Task { await h.stop() } }
+    let serverMetrics = try FreePort.next()
+    try await h.startServer(["--prometheus-listen-addr=127.0.0.1:\(serverMetrics)"])
+    try await h.startAgent()
+    @Sendable func started(_ method: String) async throws -> Double {
+      let page = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(serverMetrics)/metrics"))
+      return page.samples.filter { $0.name == "grpc_server_started_total" && $0.labels["grpc_method"] == method }
+        .map(\.value).reduce(0, +)
+    }
+    let credentials = "/latest/meta-data/iam/security-credentials/app-local"
+    let first = try h.get(credentials)
+    #expect(first.status == 200, "\(first.body)")
+    let (roles, issued) = (try await started("GetPodRole"), try await started("GetPodCredentials"))
+    #expect(roles >= 1 && issued >= 1)
+    // Older than the 1 s a confirmation counts for callers without a neighbour entry.
+    try await Task.sleep(for: .milliseconds(1300))
+    let again = try h.get(credentials)
+    #expect(again.status == 200, "\(again.body)")
+    #expect(again.body == first.body, "the credentials the agent holds")
+    #expect(try await started("GetPodRole") == roles + 1, "the new connection was checked with the server")
+    #expect(try await started("GetPodCredentials") == issued, "and the held credentials were not fetched again")
+  }
+
   @Test func requireIMDSv2RefusesTokenlessRequests() async throws {
     guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()

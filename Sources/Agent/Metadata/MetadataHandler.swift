@@ -246,6 +246,11 @@ struct MetadataHandler: HTTPRequestHandler {
     guard Self.sameRole(role, identity.role) else {
       return .error(.notFound, "role \(JSON.quote(role)) is not the pod's role")
     }
+    // The server has just confirmed the pod: credentials the agent holds for this same pod need
+    // no second call (new connections from callers without a neighbour entry come here).
+    if let held = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: identity.connectionKey) {
+      return credentialsResponse(held.credentials, extended: extended)
+    }
     do {
       let issued = try await server.podCredentials(ip: ip, role: role, timeout: remaining(started))
       let cached = CachedCredentials(issued.credentials, roleARN: issued.roleARN, now: WallClock.nowPrecise())
