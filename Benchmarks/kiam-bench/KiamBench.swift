@@ -4,10 +4,11 @@ import KiamTestSupport
 /// `make bench`: measures the release build of kiam on this machine and writes
 /// `bench-results/report.md` (the tables of BENCHMARKS.md) and `bench-results/results.json`.
 ///
-///     kiam-bench [--quick] [--out DIR] [warm] [podstart] [scale] [steady]
+///     kiam-bench [--quick] [--out DIR] [--connections N,N] [--rounds N] [warm] [podstart] [scale] [steady]
 ///
 /// Without scenario names every scenario runs. `--quick` shortens every run (for trying the
-/// harness, not for numbers). Needs root (network namespaces, iptables), wrk, nginx and moto.
+/// harness, not for numbers). `--connections` and `--rounds` narrow the warm path to some points
+/// (for A/B runs of two builds, with `KIAM_BINARY` naming each in turn). Needs root (network namespaces, iptables), wrk, nginx and moto.
 @main
 enum KiamBench {
   static func main() async {
@@ -83,10 +84,21 @@ struct BenchSettings: Sendable {
       case "--out":
         guard let value = iterator.next() else { throw BenchError("--out needs a directory") }
         outputDirectory = value
+      case "--connections":
+        let values = iterator.next()?.split(separator: ",").compactMap { Int($0) } ?? []
+        guard !values.isEmpty, values.allSatisfy({ $0 > 0 }) else {
+          throw BenchError("--connections needs a comma-separated list of positive counts, e.g. 20,200")
+        }
+        connections = values
+      case "--rounds":
+        guard let value = iterator.next().flatMap({ Int($0) }), value > 0 else {
+          throw BenchError("--rounds needs a positive count")
+        }
+        rounds = value
       case "warm", "podstart", "scale", "steady":
         names.append(argument)
       default:
-        throw BenchError("unknown argument \(argument) (scenarios: warm podstart scale steady; flags: --quick --out DIR)")
+        throw BenchError("unknown argument \(argument) (scenarios: warm podstart scale steady; flags: --quick --out DIR --connections N,N --rounds N)")
       }
     }
     if !names.isEmpty { scenarios = names }

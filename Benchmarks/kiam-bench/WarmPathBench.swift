@@ -160,6 +160,7 @@ struct WarmPathBench {
           + "and workers), from /proc, divided by the requests served.",
       ])
     }
+    try burst(env, nginxRule: nginxRule, nginxPort: nginxPort, credentialsPath: credentialsPath, results: &results)
     let loaded = ProcessUsage.read(agent.pid)
     // The agent trims once it has been idle for a 10 s period after the load.
     progress("warm path: waiting for the agent's trim after the load (30 s)")
@@ -184,6 +185,55 @@ struct WarmPathBench {
       "after_load_trimmed": settled.rssMiB, "peak": settled.peakRSSMiB, "idle_anonymous": idle.anonymousMiB,
     ]
     report.record("warm_path", results)
+  }
+
+  /// New connections at once (pods starting, an SDK's fresh client): each answer timed from its
+  /// request's write, so the time a connection waits to be accepted counts.
+  private func burst(
+    _ env: NodeEnvironment, nginxRule: String, nginxPort: Int, credentialsPath: String, results: inout [String: Any]
+  ) throws {
+    let script = KiamProcess.packageRoot + "/scripts/bench/connect_burst.py"
+    let connections = 200
+    let rounds = settings.quick ? 2 : 10
+    var rows: [[String]] = [["path", "kiam first answer p50 / max (ms)", "nginx first answer p50 / max (ms)", "max ratio"]]
+    for path in ["dnat", "loopback"] {
+      var maxima: [String: [Double]] = [:]
+      var medians: [String: [Double]] = [:]
+      for target in ["kiam", "nginx"] {
+        progress("warm path: \(connections) new connections at once (\(path)): \(target)")
+        let isKiam = target == "kiam"
+        let output: String
+        if path == "dnat" {
+          if !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
+          defer { if !isKiam { _ = try? env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)") } }
+          output = try env.lab.run(
+            inPod: "bench", "python3 \(script) 169.254.169.254 80 \(credentialsPath)app-bench \(connections) \(rounds)").output
+        } else {
+          output = try env.lab.run(
+            onNode: "python3 \(script) 127.0.0.1 \(isKiam ? env.agentPort : nginxPort) \(credentialsPath)app-loop \(connections) \(rounds)"
+          ).output
+        }
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("BURST ") }),
+          let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
+          let burstRounds = object["rounds"] as? [[String: Any]]
+        else { throw BenchError("the burst client printed no result: \(output)") }
+        let errors = burstRounds.map { $0["errors"] as? Int ?? 0 }.reduce(0, +)
+        if errors > 0 { progress("warning: \(errors) failed connections in the burst (\(target), \(path))") }
+        maxima[target] = burstRounds.compactMap { $0["max_ms"] as? Double }
+        medians[target] = burstRounds.compactMap { $0["p50_ms"] as? Double }
+        results["burst-\(path)-\(target)"] = ["rounds": burstRounds, "errors": errors]
+      }
+      func cell(_ target: String) -> String {
+        "\(Format.fixed(Sample(medians[target] ?? []).median, 2)) / \(Sample(maxima[target] ?? []).spread { Format.fixed($0, 1) })"
+      }
+      let ratio = Sample(maxima["kiam"] ?? []).median / Sample(maxima["nginx"] ?? []).median
+      rows.append([path == "dnat" ? "DNAT (pod namespace)" : "loopback", cell("kiam"), cell("nginx"), Format.ratio(ratio)])
+    }
+    report.table("\(connections) new connections at once", rows, notes: [
+      "\(rounds) bursts per target: \(connections) connections opened at once (scripts/bench/connect_burst.py), one GET of the "
+        + "warm credentials on each as soon as it connects; each answer timed from its request's write, so waiting to be "
+        + "accepted counts. Median over the bursts of each burst's median and slowest answer (min–max of the slowest).",
+    ])
   }
 
   static func parse(_ output: String, cpuSeconds: Double) throws -> Run {
