@@ -20,6 +20,7 @@ enum KiamBench {
       for tool in ["wrk", "nginx"] where (try Shell.run("command -v \(tool)")).status != 0 {
         throw BenchError("\(tool) is missing (scripts/install-test-deps.sh installs it)")
       }
+      BenchCleanup.install()
       let report = try BenchReport(directory: settings.outputDirectory)
       let started = Date()
       for scenario in settings.scenarios {
@@ -35,6 +36,8 @@ enum KiamBench {
       }
       progress("done in \(Int(Date().timeIntervalSince(started))) s: \(settings.outputDirectory)/report.md")
     } catch {
+      // Interrupted: processes it started failed on purpose; the signal handler cleans up and exits.
+      while BenchCleanup.interrupted.load(ordering: .sequentiallyConsistent) { sleep(1) }
       FileHandle.standardError.write(Data("kiam-bench: error: \(error)\n".utf8))
       exit(1)
     }

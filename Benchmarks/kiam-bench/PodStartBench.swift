@@ -16,15 +16,15 @@ struct PodStartBench {
     var results: [String: Any] = [:]
     for latency in [0, 300] {
       progress("pod start: STS latency \(latency) ms, \(settings.podStartPods) pods at 20/s")
-      let env = try await NodeEnvironment(authenticate: false)
+      let env = try await BenchCleanup.nodeEnvironment()
       let outcome: [Outcome]
       do {
         outcome = try await measure(env, latency: latency)
       } catch {
-        await env.tearDown()
+        await BenchCleanup.tearDown(env)
         throw error
       }
-      await env.tearDown()
+      await BenchCleanup.tearDown(env)
       let times = Sample(outcome.map(\.milliseconds))
       let sdk = Sample(outcome.compactMap(\.warmMilliseconds))
       let served = outcome.filter(\.ok).count

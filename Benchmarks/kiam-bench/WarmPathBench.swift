@@ -19,18 +19,18 @@ struct WarmPathBench {
 
   func run() async throws {
     progress("warm path: setting up the node, the pod and nginx")
-    let env = try await NodeEnvironment(authenticate: false)
+    let env = try await BenchCleanup.nodeEnvironment()
     var nginx: KiamProcess?
     do {
       try await measure(env, nginx: &nginx)
     } catch {
       nginx?.signal(SIGTERM)
-      await env.tearDown()
+      await BenchCleanup.tearDown(env)
       throw error
     }
     nginx?.signal(SIGTERM)
     _ = await nginx?.wait(timeout: .seconds(5))
-    await env.tearDown()
+    await BenchCleanup.tearDown(env)
   }
 
   private func measure(_ env: NodeEnvironment, nginx: inout KiamProcess?) async throws {
