@@ -146,6 +146,12 @@ final class PodCredentialCache: Sendable {
     }
   }
 
+  /// Credentials held for `ip` and `role` when the entry's pod is `pod` (a ``PodIdentity/connectionKey``)
+  /// as the server confirmed it within the trust window: one lock, no neighbour lookup.
+  func heldCredentials(ip: String, role: String, wallNow: Double, pod: String) -> CachedCredentials? {
+    connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: pod, now: Self.monotonic())?.credentials
+  }
+
   /// The warm path of a keep-alive connection whose pod was checked before: the same answer as
   /// ``trustedIdentity(ip:connectionPod:)`` followed by the credentials lookup, under one lock
   /// and without copying the entry, as a memo for the connection's next requests. Nil when

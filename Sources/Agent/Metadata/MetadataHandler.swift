@@ -248,8 +248,8 @@ struct MetadataHandler: HTTPRequestHandler {
     }
     // The server has just confirmed the pod: credentials the agent holds for this same pod need
     // no second call (new connections from callers without a neighbour entry come here).
-    if let held = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: identity.connectionKey) {
-      return credentialsResponse(held.credentials, extended: extended)
+    if let held = cache.heldCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), pod: identity.connectionKey) {
+      return credentialsResponse(held, extended: extended)
     }
     do {
       let issued = try await server.podCredentials(ip: ip, role: role, timeout: remaining(started))
