@@ -1,12 +1,17 @@
 import KiamShared
 import NIOCore
+import NIOHTTP1
 
-/// Credentials ready to serve: the JSON bodies are encoded once, when they arrive.
+/// Credentials ready to serve: the JSON bodies, and the whole keep-alive responses carrying them,
+/// are encoded once, when they arrive.
 struct CachedCredentials: Sendable {
   /// `/security-credentials/<role>` body.
   let document: ByteBuffer
   /// `/security-credentials-extended/<role>` body (with `AccountId` when known).
   let extendedDocument: ByteBuffer
+  /// The `200` responses with ``document`` and ``extendedDocument``, prepared for keep-alive.
+  let response: HTTPResponse
+  let extendedResponse: HTTPResponse
   let accessKeyID: String
   /// Unix seconds.
   let expiration: Int64
@@ -21,6 +26,9 @@ struct CachedCredentials: Sendable {
     let account = roleARN.flatMap(Self.accountID)
     document = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: nil)
     extendedDocument = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: account)
+    response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: document).prepared()
+    extendedResponse = HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: extendedDocument)
+      .prepared()
     accessKeyID = credentials.accessKeyID
     self.expiration = expiration
     receivedAt = now

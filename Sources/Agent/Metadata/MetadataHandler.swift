@@ -131,9 +131,7 @@ struct MetadataHandler: HTTPRequestHandler {
   }
 
   private func credentialsResponse(_ cached: CachedCredentials, extended: Bool) -> HTTPResponse {
-    HTTPResponse(
-      status: .ok, headers: ["Content-Type": "application/json"],
-      body: extended ? cached.extendedDocument : cached.document)
+    extended ? cached.extendedResponse : cached.response
   }
 
   private func record(_ handler: String, _ started: ContinuousClock.Instant, _ response: HTTPResponse) -> HTTPResponse {

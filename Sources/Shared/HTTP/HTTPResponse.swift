@@ -4,16 +4,41 @@ public import NIOHTTP1
 /// A complete HTTP response produced by an ``HTTPRequestHandler``.
 public struct HTTPResponse: Sendable {
   /// The status.
-  public var status: HTTPResponseStatus
-  /// Headers to send; `Content-Length` is added by the server.
-  public var headers: HTTPHeaders
+  public var status: HTTPResponseStatus {
+    didSet { keepAliveEncoding = nil }
+  }
+  /// Headers to send. The server sets the framing itself: `Content-Length` (from ``body``) and
+  /// `Connection`; those, `Transfer-Encoding`, `Keep-Alive`, and fields that are not valid HTTP
+  /// (a name that is not a token, a value with CR, LF or NUL) are not sent.
+  public var headers: HTTPHeaders {
+    didSet { keepAliveEncoding = nil }
+  }
   /// The body.
-  public var body: ByteBuffer
+  public var body: ByteBuffer {
+    didSet { keepAliveEncoding = nil }
+  }
+  /// The whole response encoded once for a keep-alive HTTP/1.1 `GET` (see ``prepared()``); dropped
+  /// by any change to the response.
+  public private(set) var keepAliveEncoding: ByteBuffer?
 
   public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
     self.status = status
     self.headers = headers
     self.body = body
+    keepAliveEncoding = nil
+  }
+
+  /// The same response with its keep-alive HTTP/1.1 encoding worked out now, for a response
+  /// served many times (the server writes those bytes as they are instead of encoding the response
+  /// for every request). Other requests (HEAD, HTTP/1.0, a connection that closes) are encoded as
+  /// usual.
+  public func prepared() -> HTTPResponse {
+    var copy = self
+    var bytes = ByteBuffer()
+    bytes.reserveCapacity(128 + body.readableBytes)
+    encode(version: .http1_1, keepAlive: true, includeBody: true, into: &bytes)
+    copy.keepAliveEncoding = bytes
+    return copy
   }
 
   /// A `text/plain` response.

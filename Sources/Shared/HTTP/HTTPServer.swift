@@ -100,13 +100,9 @@ public final class HTTPServer: Service, Sendable {
           limits.maxHeaderFieldSize = max(configuration.maxHeaderBytes * 4, 16 * 1024)
           limits.maxHeaderListSize = max(configuration.maxHeaderBytes * 4, 16 * 1024)
           limits.maxHeaderFieldCount = 100
-          try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
-            withErrorHandling: true,
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: limits
-          )
+          // NIO's decoder only; HTTPConnectionHandler does the rest (ordering of pipelined requests,
+          // 400 for what the parser rejects, response encoding, closing on shutdown).
+          try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
           try sync.addHandler(
             HTTPConnectionHandler(
               handler: handler,
