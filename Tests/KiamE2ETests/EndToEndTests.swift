@@ -22,84 +22,86 @@ import Testing
   @Test func podsGetTheirOwnRolesOthersNothingAndForbiddenIsReported() async throws {
     if E2EEnvironment.skip("roles and policy") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    let webIP = try env.lab.addPod("web")
-    let batchIP = try env.lab.addPod("batch")
-    let plainIP = try env.lab.addPod("plain")
-    let lockedIP = try env.lab.addPod("locked")
-    env.api.upsertPod(TestPod(namespace: "apps", name: "web", ip: webIP, role: "app-web"))
-    env.api.upsertPod(TestPod(namespace: "apps", name: "batch", ip: batchIP, role: "app-batch"))
-    env.api.upsertPod(TestPod(namespace: "apps", name: "plain", ip: plainIP))
-    env.api.upsertPod(TestPod(namespace: "locked", name: "db", ip: lockedIP, role: "app-db"))
+    try await withCleanup({ await env.tearDown() }) {
+      let webIP = try env.lab.addPod("web")
+      let batchIP = try env.lab.addPod("batch")
+      let plainIP = try env.lab.addPod("plain")
+      let lockedIP = try env.lab.addPod("locked")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "web", ip: webIP, role: "app-web"))
+      env.api.upsertPod(TestPod(namespace: "apps", name: "batch", ip: batchIP, role: "app-batch"))
+      env.api.upsertPod(TestPod(namespace: "apps", name: "plain", ip: plainIP))
+      env.api.upsertPod(TestPod(namespace: "locked", name: "db", ip: lockedIP, role: "app-db"))
 
-    // A permitted role: boto3 with no endpoint override, the CLI, and the raw IMDSv2 flow.
-    let boto = try env.boto3("web")
-    #expect(boto["method"] as? String == "iam-role", "\(boto)")
-    #expect((boto["access_key"] as? String)?.hasPrefix("ASIA") == true)
-    #expect(try env.callerIdentity("web") == "arn:aws:sts::123456789012:assumed-role/app-web/kiam-kiam")
-    #expect(try env.callerIdentity("batch") == "arn:aws:sts::123456789012:assumed-role/app-batch/kiam-kiam")
-    let flow = try env.curlFlow("web")
-    #expect(flow.token.hasPrefix("kiam1."))
-    #expect(flow.list == (200, "app-web"))
-    #expect(flow.credentials.0 == 200)
-    #expect(flow.credentials.1.contains("\"Code\":\"Success\""))
+      // A permitted role: boto3 with no endpoint override, the CLI, and the raw IMDSv2 flow.
+      let boto = try env.boto3("web")
+      #expect(boto["method"] as? String == "iam-role", "\(boto)")
+      #expect((boto["access_key"] as? String)?.hasPrefix("ASIA") == true)
+      #expect(try env.callerIdentity("web") == "arn:aws:sts::123456789012:assumed-role/app-web/kiam-kiam")
+      #expect(try env.callerIdentity("batch") == "arn:aws:sts::123456789012:assumed-role/app-batch/kiam-kiam")
+      let flow = try env.curlFlow("web")
+      #expect(flow.token.hasPrefix("kiam1."))
+      #expect(flow.list == (200, "app-web"))
+      #expect(flow.credentials.0 == 200)
+      #expect(flow.credentials.1.contains("\"Code\":\"Success\""))
 
-    // No annotation: no credentials, and the SDK moves on quickly.
-    let clock = ContinuousClock()
-    let started = clock.now
-    let none = try env.boto3("plain")
-    #expect(none["error"] as? String == "no credentials", "\(none)")
-    #expect(clock.now - started < .seconds(5))
-    #expect(try env.curlFlow("plain").list == (404, "empty role"))
+      // No annotation: no credentials, and the SDK moves on quickly.
+      let clock = ContinuousClock()
+      let started = clock.now
+      let none = try env.boto3("plain")
+      #expect(none["error"] as? String == "no credentials", "\(none)")
+      #expect(clock.now - started < .seconds(5))
+      #expect(try env.curlFlow("plain").list == (404, "empty role"))
 
-    // A namespace that permits nothing: kiam's status and body, and an Event on the pod.
-    let forbidden = try env.curlFlow("locked", role: "app-db")
-    #expect(forbidden.credentials == (500, "error fetching credentials: forbidden by policy"))
-    #expect(await eventually(timeout: .seconds(15)) {
-      env.api.recordedEvents.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
-    })
-    // Asking for another pod's role: 404, nothing else.
-    #expect(try env.curlFlow("web", role: "app-batch").credentials.0 == 404)
+      // A namespace that permits nothing: kiam's status and body, and an Event on the pod.
+      let forbidden = try env.curlFlow("locked", role: "app-db")
+      #expect(forbidden.credentials == (500, "error fetching credentials: forbidden by policy"))
+      #expect(await eventually(timeout: .seconds(15)) {
+        env.api.recordedEvents.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
+      })
+      // Asking for another pod's role: 404, nothing else.
+      #expect(try env.curlFlow("web", role: "app-batch").credentials.0 == 404)
 
-    // A host-network caller (the node itself) is refused, not given a role.
-    let host = try env.lab.run(
-      onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/latest/meta-data/iam/security-credentials/")
-    #expect(host.output.contains("uses the host network"), "\(host.output)")
-    #expect(host.output.hasSuffix("500"))
+      // A host-network caller (the node itself) is refused, not given a role.
+      let host = try env.lab.run(
+        onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/latest/meta-data/iam/security-credentials/")
+      #expect(host.output.contains("uses the host network"), "\(host.output)")
+      #expect(host.output.hasSuffix("500"))
+    }
   }
 
   @Test func concurrentPodsNeverSeeEachOthersCredentials() async throws {
     if E2EEnvironment.skip("isolation under load") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    let aIP = try env.lab.addPod("a")
-    let bIP = try env.lab.addPod("b")
-    env.api.upsertPod(TestPod(namespace: "apps", name: "a", ip: aIP, role: "app-a"))
-    env.api.upsertPod(TestPod(namespace: "apps", name: "b", ip: bIP, role: "app-b"))
-    func loop(_ role: String) -> String {
-      "for i in $(seq 1 300); do curl -s --max-time 2 http://169.254.169.254/latest/meta-data/iam/security-credentials/\(role) | sed -n 's/.*\"AccessKeyId\":\"\\([A-Z0-9]*\\)\".*/\\1/p'; done | sort | uniq -c"
-    }
-    let aLoop = loop("app-a")
-    let bLoop = loop("app-b")
-    async let aKeys = Task.detached { try env.lab.run(inPod: "a", aLoop).output }.value
-    async let bKeys = Task.detached { try env.lab.run(inPod: "b", bLoop).output }.value
-    let a = try await aKeys
-    let b = try await bKeys
-    func keys(_ text: String) -> [String: Int] {
-      var out: [String: Int] = [:]
-      for line in text.split(separator: "\n") {
-        let parts = line.split(separator: " ")
-        if parts.count == 2, let n = Int(parts[0]) { out[String(parts[1])] = n }
+    try await withCleanup({ await env.tearDown() }) {
+      let aIP = try env.lab.addPod("a")
+      let bIP = try env.lab.addPod("b")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "a", ip: aIP, role: "app-a"))
+      env.api.upsertPod(TestPod(namespace: "apps", name: "b", ip: bIP, role: "app-b"))
+      func loop(_ role: String) -> String {
+        "for i in $(seq 1 300); do curl -s --max-time 2 http://169.254.169.254/latest/meta-data/iam/security-credentials/\(role) | sed -n 's/.*\"AccessKeyId\":\"\\([A-Z0-9]*\\)\".*/\\1/p'; done | sort | uniq -c"
       }
-      return out
+      let aLoop = loop("app-a")
+      let bLoop = loop("app-b")
+      async let aKeys = Task.detached { try env.lab.run(inPod: "a", aLoop).output }.value
+      async let bKeys = Task.detached { try env.lab.run(inPod: "b", bLoop).output }.value
+      let a = try await aKeys
+      let b = try await bKeys
+      func keys(_ text: String) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+          let parts = line.split(separator: " ")
+          if parts.count == 2, let n = Int(parts[0]) { out[String(parts[1])] = n }
+        }
+        return out
+      }
+      let aSet = keys(a)
+      let bSet = keys(b)
+      #expect(aSet.values.reduce(0, +) == 300, "\(a)")
+      #expect(bSet.values.reduce(0, +) == 300, "\(b)")
+      #expect(Set(aSet.keys).isDisjoint(with: Set(bSet.keys)))
+      #expect(try env.callerIdentity("a") == "arn:aws:sts::123456789012:assumed-role/app-a/kiam-kiam")
+      #expect(try env.callerIdentity("b") == "arn:aws:sts::123456789012:assumed-role/app-b/kiam-kiam")
     }
-    let aSet = keys(a)
-    let bSet = keys(b)
-    #expect(aSet.values.reduce(0, +) == 300, "\(a)")
-    #expect(bSet.values.reduce(0, +) == 300, "\(b)")
-    #expect(Set(aSet.keys).isDisjoint(with: Set(bSet.keys)))
-    #expect(try env.callerIdentity("a") == "arn:aws:sts::123456789012:assumed-role/app-a/kiam-kiam")
-    #expect(try env.callerIdentity("b") == "arn:aws:sts::123456789012:assumed-role/app-b/kiam-kiam")
   }
 
   /// Pod A is deleted and pod B starts with A's IP; B gets B's role or nothing, never A's.
@@ -107,122 +109,126 @@ import Testing
   func ipReuseNeverHandsOutThePreviousPodsRole(_ order: String) async throws {
     if E2EEnvironment.skip("IP reuse \(order)") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    let ip = try env.lab.addPod("old")
-    env.api.upsertPod(TestPod(namespace: "apps", name: "old", ip: ip, role: "app-old"))
-    let oldFlow = try env.curlFlow("old")
-    #expect(oldFlow.list == (200, "app-old"))
-    let oldKey = oldFlow.credentials.1
-    // The old pod goes away; the new one comes up with the same IP (a new veth and MAC).
-    env.lab.removePod("old")
-    try env.lab.addPod("new", ip: ip)
-    func check(_ step: String) throws {
-      let flow = try env.curlFlow("new")
-      #expect(flow.list.1 != "app-old", "\(order) \(step): the old role was served")
-      #expect(!flow.credentials.1.contains("app-old"))
-      if flow.credentials.0 == 200 { #expect(flow.credentials.1 != oldKey, "\(order) \(step): old credentials") }
+    try await withCleanup({ await env.tearDown() }) {
+      let ip = try env.lab.addPod("old")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "old", ip: ip, role: "app-old"))
+      let oldFlow = try env.curlFlow("old")
+      #expect(oldFlow.list == (200, "app-old"))
+      let oldKey = oldFlow.credentials.1
+      // The old pod goes away; the new one comes up with the same IP (a new veth and MAC).
+      env.lab.removePod("old")
+      try env.lab.addPod("new", ip: ip)
+      func check(_ step: String) throws {
+        let flow = try env.curlFlow("new")
+        #expect(flow.list.1 != "app-old", "\(order) \(step): the old role was served")
+        #expect(!flow.credentials.1.contains("app-old"))
+        if flow.credentials.0 == 200 { #expect(flow.credentials.1 != oldKey, "\(order) \(step): old credentials") }
+      }
+      switch order {
+      case "deleteThenAdd":
+        env.api.deletePod(namespace: "apps", name: "old")
+        try check("old deleted")
+        env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
+      case "addThenDelete":
+        env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
+        try check("new added, old still there")
+        env.api.deletePod(namespace: "apps", name: "old")
+      default:
+        // The API still shows the old pod (running) and has not heard of the new one.
+        try check("new pod unknown")
+        env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
+        env.api.deletePod(namespace: "apps", name: "old")
+      }
+      #expect(await eventually(timeout: .seconds(5)) { (try? env.curlFlow("new").list) ?? (0, "") == (200, "app-new") })
+      #expect(try env.callerIdentity("new") == "arn:aws:sts::123456789012:assumed-role/app-new/kiam-kiam")
     }
-    switch order {
-    case "deleteThenAdd":
-      env.api.deletePod(namespace: "apps", name: "old")
-      try check("old deleted")
-      env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
-    case "addThenDelete":
-      env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
-      try check("new added, old still there")
-      env.api.deletePod(namespace: "apps", name: "old")
-    default:
-      // The API still shows the old pod (running) and has not heard of the new one.
-      try check("new pod unknown")
-      env.api.upsertPod(TestPod(namespace: "apps", name: "new", ip: ip, role: "app-new"))
-      env.api.deletePod(namespace: "apps", name: "old")
-    }
-    #expect(await eventually(timeout: .seconds(5)) { (try? env.curlFlow("new").list) ?? (0, "") == (200, "app-new") })
-    #expect(try env.callerIdentity("new") == "arn:aws:sts::123456789012:assumed-role/app-new/kiam-kiam")
   }
 
   @Test func crossAccountRoleThroughTheServerRole() async throws {
     if E2EEnvironment.skip("cross-account chain") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    let ip = try env.lab.addPod("capa")
-    env.api.upsertPod(
-      TestPod(
-        namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: ip,
-        role: "arn:aws:iam::999999999999:role/cluster-api"))
-    #expect(try env.callerIdentity("capa") == "arn:aws:sts::999999999999:assumed-role/cluster-api/kiam-kiam")
-    let stats = try await env.sts.stats()
-    #expect(stats.calls("arn:aws:iam::123456789012:role/kiam_server") >= 1)
-    #expect(stats.calls("arn:aws:iam::999999999999:role/cluster-api") == 1)
+    try await withCleanup({ await env.tearDown() }) {
+      let ip = try env.lab.addPod("capa")
+      env.api.upsertPod(
+        TestPod(
+          namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: ip,
+          role: "arn:aws:iam::999999999999:role/cluster-api"))
+      #expect(try env.callerIdentity("capa") == "arn:aws:sts::999999999999:assumed-role/cluster-api/kiam-kiam")
+      let stats = try await env.sts.stats()
+      #expect(stats.calls("arn:aws:iam::123456789012:role/kiam_server") >= 1)
+      #expect(stats.calls("arn:aws:iam::999999999999:role/cluster-api") == 1)
+    }
   }
 
   @Test func podsCreatedAndQueriedAtOnceAreServedWithinOneSecond() async throws {
     if E2EEnvironment.skip("pod start") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    var failures: [String] = []
-    var slowest = 0.0
-    for i in 0..<50 {
-      let name = "s\(i)"
-      let ip = try env.lab.addPod(name)
-      // The pod object gets its IP and the pod's first request follows immediately.
-      env.api.upsertPod(TestPod(namespace: "apps", name: name, ip: ip, role: "app-start-\(i % 5)"))
-      let output = try env.lab.run(
-        inPod: name,
-        "curl -s --max-time 1 -w '\\n%{http_code} %{time_total}' http://169.254.169.254/latest/meta-data/iam/security-credentials/app-start-\(i % 5)"
-      ).output
-      let last = output.split(separator: "\n").last.map(String.init) ?? ""
-      let parts = last.split(separator: " ")
-      let seconds = Double(parts.last ?? "") ?? 9
-      slowest = max(slowest, seconds)
-      if parts.first != "200" || seconds >= 1 { failures.append("\(name): \(last)") }
-      env.lab.removePod(name)
-      env.api.deletePod(namespace: "apps", name: name)
+    try await withCleanup({ await env.tearDown() }) {
+      var failures: [String] = []
+      var slowest = 0.0
+      for i in 0..<50 {
+        let name = "s\(i)"
+        let ip = try env.lab.addPod(name)
+        // The pod object gets its IP and the pod's first request follows immediately.
+        env.api.upsertPod(TestPod(namespace: "apps", name: name, ip: ip, role: "app-start-\(i % 5)"))
+        let output = try env.lab.run(
+          inPod: name,
+          "curl -s --max-time 1 -w '\\n%{http_code} %{time_total}' http://169.254.169.254/latest/meta-data/iam/security-credentials/app-start-\(i % 5)"
+        ).output
+        let last = output.split(separator: "\n").last.map(String.init) ?? ""
+        let parts = last.split(separator: " ")
+        let seconds = Double(parts.last ?? "") ?? 9
+        slowest = max(slowest, seconds)
+        if parts.first != "200" || seconds >= 1 { failures.append("\(name): \(last)") }
+        env.lab.removePod(name)
+        env.api.deletePod(namespace: "apps", name: name)
+      }
+      #expect(failures.isEmpty, "\(failures)")
+      print("pod start: 50/50, slowest first answer \(slowest) s")
+      // And an unmodified SDK in a brand new pod.
+      let ip = try env.lab.addPod("sdk")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "sdk", ip: ip, role: "app-sdk"))
+      #expect(try env.boto3("sdk")["method"] as? String == "iam-role")
     }
-    #expect(failures.isEmpty, "\(failures)")
-    print("pod start: 50/50, slowest first answer \(slowest) s")
-    // And an unmodified SDK in a brand new pod.
-    let ip = try env.lab.addPod("sdk")
-    env.api.upsertPod(TestPod(namespace: "apps", name: "sdk", ip: ip, role: "app-sdk"))
-    #expect(try env.boto3("sdk")["method"] as? String == "iam-role")
   }
 
   @Test func serverRestartAndAgentRestartKeepPodsSafe() async throws {
     if E2EEnvironment.skip("restarts") { return }
     let env = try await setUp()
-    defer { Task { await env.tearDown() } }
-    let ip = try env.lab.addPod("steady")
-    env.api.upsertPod(TestPod(namespace: "apps", name: "steady", ip: ip, role: "app-steady"))
-    #expect(try env.curlFlow("steady").credentials.0 == 200)
-    // Requests every 100 ms while the server is killed and restarted.
-    let loop = "for i in $(seq 1 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/app-steady; sleep 0.1; done"
-    async let statuses = Task.detached { try env.lab.run(inPod: "steady", loop).output }.value
-    try await Task.sleep(for: .seconds(1))
-    env.server?.signal(SIGKILL)
-    _ = await env.server?.wait()
-    try await Task.sleep(for: .seconds(2))
-    try await env.startServer()
-    let codes = try await statuses.split(separator: "\n")
-    #expect(codes.count == 60)
-    #expect(codes.allSatisfy { $0 == "200" }, "\(codes)")
+    try await withCleanup({ await env.tearDown() }) {
+      let ip = try env.lab.addPod("steady")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "steady", ip: ip, role: "app-steady"))
+      #expect(try env.curlFlow("steady").credentials.0 == 200)
+      // Requests every 100 ms while the server is killed and restarted.
+      let loop = "for i in $(seq 1 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/app-steady; sleep 0.1; done"
+      async let statuses = Task.detached { try env.lab.run(inPod: "steady", loop).output }.value
+      try await Task.sleep(for: .seconds(1))
+      env.server?.signal(SIGKILL)
+      _ = await env.server?.wait()
+      try await Task.sleep(for: .seconds(2))
+      try await env.startServer()
+      let codes = try await statuses.split(separator: "\n")
+      #expect(codes.count == 60)
+      #expect(codes.allSatisfy { $0 == "200" }, "\(codes)")
 
-    // The agent restarts with --no-iptables-remove: pods are never sent to the node's own
-    // metadata service (whose credentials are the node role: test-key/default-role).
-    env.agent?.signal(SIGTERM)
-    _ = await env.agent?.wait()
-    try await env.startAgent(["--no-iptables-remove"])
-    let probe = "for i in $(seq 1 30); do curl -s --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/; echo; sleep 0.05; done"
-    async let during = Task.detached { try env.lab.run(inPod: "steady", probe).output }.value
-    try await Task.sleep(for: .milliseconds(300))
-    env.agent?.signal(SIGTERM)
-    _ = await env.agent?.wait()
-    #expect(try env.lab.run(onNode: "iptables -t nat -S PREROUTING").output.contains("--to-destination \(env.lab.nodeIP):\(env.agentPort)"))
-    try await Task.sleep(for: .milliseconds(500))
-    try await env.startAgent(["--no-iptables-remove"])
-    let seen = try await during
-    #expect(!seen.contains("default-role"), "a pod reached the node's own metadata service: \(seen)")
-    #expect(seen.contains("app-steady"))
-    // For contrast: the node's own metadata service is there, only the rule keeps pods away.
-    #expect(try env.lab.run(onNode: "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "default-role")
+      // The agent restarts with --no-iptables-remove: pods are never sent to the node's own
+      // metadata service (whose credentials are the node role: test-key/default-role).
+      env.agent?.signal(SIGTERM)
+      _ = await env.agent?.wait()
+      try await env.startAgent(["--no-iptables-remove"])
+      let probe = "for i in $(seq 1 30); do curl -s --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/; echo; sleep 0.05; done"
+      async let during = Task.detached { try env.lab.run(inPod: "steady", probe).output }.value
+      try await Task.sleep(for: .milliseconds(300))
+      env.agent?.signal(SIGTERM)
+      _ = await env.agent?.wait()
+      #expect(try env.lab.run(onNode: "iptables -t nat -S PREROUTING").output.contains("--to-destination \(env.lab.nodeIP):\(env.agentPort)"))
+      try await Task.sleep(for: .milliseconds(500))
+      try await env.startAgent(["--no-iptables-remove"])
+      let seen = try await during
+      #expect(!seen.contains("default-role"), "a pod reached the node's own metadata service: \(seen)")
+      #expect(seen.contains("app-steady"))
+      // For contrast: the node's own metadata service is there, only the rule keeps pods away.
+      #expect(try env.lab.run(onNode: "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "default-role")
+    }
   }
 }
