@@ -39,6 +39,11 @@ import Testing
         #expect(await eventually(timeout: .seconds(10)) {
           ((try? await lab.stats())?.calls("arn:aws:iam::999999999999:role/cluster-api") ?? 0) == 1
         })
+        // ...and stored: moto counts the call before the server has its answer, and a request in
+        // between waits for the prefetch instead of hitting the cache.
+        #expect(await eventually(timeout: .seconds(10)) {
+          (try? PrometheusText(metrics.registry.emitToString()))?.value("kiam_sts_cacheSize") == 1
+        })
         let first = try await client.creds("10.0.9.9", "arn:aws:iam::999999999999:role/cluster-api")
         let second = try await client.creds("10.0.9.9", "arn:aws:iam::999999999999:role/cluster-api")
         #expect(first.accessKeyID == second.accessKeyID)
