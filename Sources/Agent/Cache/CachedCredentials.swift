@@ -26,9 +26,8 @@ struct CachedCredentials: Sendable {
     let account = roleARN.flatMap(Self.accountID)
     document = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: nil)
     extendedDocument = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: account)
-    response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: document).prepared()
-    extendedResponse = HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: extendedDocument)
-      .prepared()
+    response = Self.prepared(document)
+    extendedResponse = Self.prepared(extendedDocument)
     accessKeyID = credentials.accessKeyID
     self.expiration = expiration
     receivedAt = now
@@ -65,6 +64,10 @@ struct CachedCredentials: Sendable {
     }
     json += "}\n"
     return ByteBuffer(string: json)
+  }
+
+  private static func prepared(_ document: ByteBuffer) -> HTTPResponse {
+    HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: document).prepared()
   }
 
   static func accountID(_ arn: String) -> String? {

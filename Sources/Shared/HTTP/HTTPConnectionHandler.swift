@@ -80,8 +80,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
       if case .head = part {
         queuedRequests += 1
         if queuedRequests > Self.maxQueuedRequests {
-          state = .closing
-          clearQueue()
+          startClosing()
           context.close(promise: nil)
           return
         }
@@ -113,7 +112,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     clearQueue()
     switch state {
     case .idle:
-      state = .closing
+      startClosing()
       context.close(promise: nil)
     case .reading, .responding:
       // Answered with Connection: close, then closed (see respond).
@@ -209,8 +208,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     guard state == .responding, let request = current?.head else { return }
     current = nil
     guard context.channel.isActive else {
-      state = .closing
-      clearQueue()
+      startClosing()
       return
     }
     // After an upgrade request (or CONNECT) the decoder reads nothing more, so the connection
@@ -248,12 +246,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
   /// A request the parser could not read: 400, then close.
   private func refuse(context: ChannelHandlerContext) {
     current = nil
-    state = .closing
-    clearQueue()
-    guard context.channel.isActive else { return }
-    context.writeAndFlush(wrapOutboundOut(Self.badRequest)).assumeIsolated().whenComplete { _ in
-      context.close(promise: nil)
-    }
+    startClosing()
+    writeAndClose(Self.badRequest, context: context)
   }
 
   private func clearQueue() {
@@ -261,11 +255,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     queuedRequests = 0
   }
 
-  private func write(_ response: HTTPResponse, request: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
-    if !keepAlive {
-      state = .closing
-      clearQueue()
+  /// Nothing more is read or answered on this connection.
+  private func startClosing() {
+    state = .closing
+    clearQueue()
+  }
+
+  private func writeAndClose(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+    guard context.channel.isActive else { return }
+    context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in
+      context.close(promise: nil)
     }
+  }
+
+  private func write(_ response: HTTPResponse, request: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
+    if !keepAlive { startClosing() }
     guard context.channel.isActive else { return }
     let includeBody = request.method != .HEAD && request.method != .CONNECT
     // Answered as HTTP/1.0 to 1.0 (and 0.9) clients, as HTTP/1.1 otherwise.
@@ -279,12 +283,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
       bytes = buffer
     }
     connectionGuard.responseWritten()
-    guard !keepAlive else {
+    if keepAlive {
       context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-      return
-    }
-    context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in
-      context.close(promise: nil)
+    } else {
+      writeAndClose(bytes, context: context)
     }
   }
 }
