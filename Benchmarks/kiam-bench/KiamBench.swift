@@ -4,11 +4,12 @@ import KiamTestSupport
 /// `make bench`: measures the release build of kiam on this machine and writes
 /// `bench-results/report.md` (the tables of BENCHMARKS.md) and `bench-results/results.json`.
 ///
-///     kiam-bench [--quick] [--out DIR] [--connections N,N] [--rounds N] [warm] [podstart] [scale] [steady]
+///     kiam-bench [--quick] [--out DIR] [--connections N,N] [--rounds N] [--placement split,shared] [warm] [podstart] [scale] [steady]
 ///
 /// Without scenario names every scenario runs. `--quick` shortens every run (for trying the
 /// harness, not for numbers). `--connections` and `--rounds` narrow the warm path to some points
-/// (for A/B runs of two builds, with `KIAM_BINARY` naming each in turn). Needs root (network namespaces, iptables), wrk, nginx and moto.
+/// (for A/B runs of two builds, with `KIAM_BINARY` naming each in turn); `--placement` picks
+/// whether wrk and the server get cores of their own, share them, or both (see ``Placement``). Needs root (network namespaces, iptables), wrk, nginx and moto.
 @main
 enum KiamBench {
   static func main() async {
@@ -68,6 +69,7 @@ struct BenchSettings: Sendable {
   var rounds = 3
   var seconds = 10
   var connections = [1, 20, 200]
+  var placements = Placement.allCases
   var podStartPods = 60
   var scalePods = [1_000, 10_000, 50_000]
   var steadyMinutes = 10.0
@@ -93,6 +95,10 @@ struct BenchSettings: Sendable {
           throw BenchError("--connections needs a comma-separated list of positive counts, e.g. 20,200")
         }
         connections = values
+      case "--placement":
+        let values = iterator.next()?.split(separator: ",").compactMap { Placement(rawValue: String($0)) } ?? []
+        guard !values.isEmpty else { throw BenchError("--placement needs split, shared or split,shared") }
+        placements = values
       case "--rounds":
         guard let value = iterator.next().flatMap({ Int($0) }), value > 0 else {
           throw BenchError("--rounds needs a positive count")
@@ -101,7 +107,7 @@ struct BenchSettings: Sendable {
       case "warm", "podstart", "scale", "steady":
         names.append(argument)
       default:
-        throw BenchError("unknown argument \(argument) (scenarios: warm podstart scale steady; flags: --quick --out DIR --connections N,N --rounds N)")
+        throw BenchError("unknown argument \(argument) (scenarios: warm podstart scale steady; flags: --quick --out DIR --connections N,N --rounds N --placement split,shared)")
       }
     }
     if !names.isEmpty { scenarios = names }

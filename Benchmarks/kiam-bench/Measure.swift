@@ -11,6 +11,12 @@ struct ProcessUsage {
   var anonymousMiB: Double = 0
   /// User plus system CPU seconds.
   var cpuSeconds: Double
+  /// Seconds the process's threads spent runnable but waiting for a CPU (schedstat `run_delay`).
+  var runQueueSeconds: Double = 0
+  /// Times the process's threads were preempted (`nonvoluntary_ctxt_switches`).
+  var preemptions: Int = 0
+  /// Times the process's threads gave up the CPU to wait (`voluntary_ctxt_switches`).
+  var sleeps: Int = 0
 
   /// The usage of `pid`, plus its children when `withChildren` (nginx's workers).
   static func read(_ pid: Int32, withChildren: Bool = false) -> ProcessUsage {
@@ -27,13 +33,53 @@ struct ProcessUsage {
       total.peakRSSMiB += kib("VmHWM") / 1024
       total.anonymousMiB += kib("RssAnon") / 1024
       total.cpuSeconds += ProcStat.cpuSeconds(pid) ?? 0
+      total.addScheduling(of: pid)
     }
     return total
   }
 
-  private static func children(of parent: Int32) -> [Int32] {
+  /// Adds the scheduler counters of every thread of `pid`.
+  private mutating func addScheduling(of pid: Int32) {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    for task in tasks {
+      let directory = "/proc/\(pid)/task/\(task)"
+      if let schedstat = try? String(contentsOfFile: directory + "/schedstat", encoding: .utf8) {
+        let fields = schedstat.split(separator: " ")
+        if fields.count >= 2 { runQueueSeconds += (Double(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) / 1e9 }
+      }
+      let status = (try? String(contentsOfFile: directory + "/status", encoding: .utf8)) ?? ""
+      for line in status.split(separator: "\n") {
+        let parts = line.split(separator: ":")
+        guard parts.count == 2, let value = Int(parts[1].trimmingCharacters(in: .whitespaces)) else { continue }
+        if parts[0] == "nonvoluntary_ctxt_switches" { preemptions += value }
+        if parts[0] == "voluntary_ctxt_switches" { sleeps += value }
+      }
+    }
+  }
+
+  static func children(of parent: Int32) -> [Int32] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
     return entries.compactMap(Int32.init).filter { ProcStat.parent($0) == parent }
+  }
+}
+
+/// A process's memory read once a second over a period.
+struct MemorySeries {
+  /// The sample with the median RSS.
+  var median: ProcessUsage
+  /// The sample with the largest RSS.
+  var largest: ProcessUsage
+  var count: Int
+
+  /// Reads `pid` once a second for `seconds` seconds, the first at `start`.
+  static func sample(_ pid: Int32, from start: ContinuousClock.Instant, seconds: Int) async throws -> MemorySeries {
+    var samples: [ProcessUsage] = []
+    for second in 0...seconds {
+      try await Task.sleep(until: start + .seconds(second))
+      samples.append(ProcessUsage.read(pid))
+    }
+    samples.sort { $0.rssMiB < $1.rssMiB }
+    return MemorySeries(median: samples[samples.count / 2], largest: samples[samples.count - 1], count: samples.count)
   }
 }
 

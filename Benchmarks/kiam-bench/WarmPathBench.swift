@@ -15,6 +15,12 @@ struct WarmPathBench {
     var p999: Double
     var cpuMicrosPerRequest: Double
     var errors: Int
+    /// Milliseconds per second of the run the server's threads waited for a CPU while runnable.
+    var runQueueMillisPerSecond: Double = 0
+    /// Server threads preempted, per second of the run.
+    var preemptionsPerSecond: Double = 0
+    /// Server threads going to sleep (waiting for work), per second of the run.
+    var sleepsPerSecond: Double = 0
   }
 
   func run() async throws {
@@ -44,10 +50,11 @@ struct WarmPathBench {
     let agentStarted = ContinuousClock.now
     try await Task.sleep(for: .seconds(2))
     let justStarted = ProcessUsage.read(agent.pid)
-    // The agent gives back start-up pages 10 s and 30 s after start (MemoryTrimService).
-    progress("warm path: waiting for the agent to settle (35 s)")
-    try await Task.sleep(until: agentStarted + .seconds(35))
-    let idle = ProcessUsage.read(agent.pid)
+    // The agent gives back start-up pages 10 s and 30 s after start (MemoryTrimService); its
+    // periodic work (keepalive pings every 10 s, DNS every 15 s, the rule check every 30 s)
+    // faults some back in, so idle is a minute of samples, not one.
+    progress("warm path: sampling the idle agent's memory 35–95 s after start")
+    let idle = try await MemorySeries.sample(agent.pid, from: agentStarted + .seconds(35), seconds: 60)
 
     // The bytes the agent serves, for nginx to serve from a file.
     let credentialsPath = "/latest/meta-data/iam/security-credentials/"
@@ -94,95 +101,116 @@ struct WarmPathBench {
 
     let lua = KiamProcess.packageRoot + "/scripts/bench/wrk_report.lua"
     var results: [String: Any] = [:]
-    for path in ["dnat", "loopback"] {
-      var rows: [[String]] = [[
-        "connections", "kiam req/s", "nginx req/s", "ratio", "kiam p50 / p99 / p99.9 (ms)", "nginx p50 / p99 / p99.9 (ms)",
-        "p99 ratio", "CPU µs/req kiam / nginx", "CPU ratio",
-      ]]
-      for connections in settings.connections {
-        var kiamRuns: [Run] = []
-        var nginxRuns: [Run] = []
-        for round in 0..<settings.rounds {
-          let order = round % 2 == 0 ? ["kiam", "nginx"] : ["nginx", "kiam"]
-          for target in order {
-            let isKiam = target == "kiam"
-            let pid = isKiam ? agent.pid : server.pid
-            let url: String
-            let command: (String) throws -> (status: Int32, output: String)
-            if path == "dnat" {
-              url = "http://169.254.169.254\(credentialsPath)app-bench"
-              command = { try env.lab.run(inPod: "bench", $0) }
-              if !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
-            } else {
-              url = "http://127.0.0.1:\(isKiam ? env.agentPort : nginxPort)\(credentialsPath)app-loop"
-              command = { try env.lab.run(onNode: $0) }
+    for placement in settings.placements {
+      for path in ["dnat", "loopback"] {
+        var rows: [[String]] = [[
+          "connections", "kiam req/s", "nginx req/s", "ratio", "kiam p50 / p99 / p99.9 (ms)", "nginx p50 / p99 / p99.9 (ms)",
+          "p99 ratio", "CPU µs/req kiam / nginx", "CPU ratio",
+        ]]
+        for connections in settings.connections {
+          var kiamRuns: [Run] = []
+          var nginxRuns: [Run] = []
+          for round in 0..<settings.rounds {
+            let order = round % 2 == 0 ? ["kiam", "nginx"] : ["nginx", "kiam"]
+            for target in order {
+              let isKiam = target == "kiam"
+              let pid = isKiam ? agent.pid : server.pid
+              let url: String
+              let command: (String) throws -> (status: Int32, output: String)
+              if path == "dnat" {
+                url = "http://169.254.169.254\(credentialsPath)app-bench"
+                command = { try env.lab.run(inPod: "bench", $0) }
+                if !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
+              } else {
+                url = "http://127.0.0.1:\(isKiam ? env.agentPort : nginxPort)\(credentialsPath)app-loop"
+                command = { try env.lab.run(onNode: $0) }
+              }
+              progress("warm path \(path) \(placement.rawValue) cores c=\(connections) round \(round + 1)/\(settings.rounds): \(target)")
+              let serverPIDs = [pid] + (isKiam ? [] : ProcessUsage.children(of: pid))
+              try placement.pin(server: serverPIDs)
+              let before = ProcessUsage.read(pid, withChildren: !isKiam)
+              let threads = min(2, connections)
+              let wrk = "wrk -t\(threads) -c\(connections) -d\(settings.seconds)s -s \(lua) \(url)"
+              let output = try command(placement.clientPrefix + wrk).output
+              let after = ProcessUsage.read(pid, withChildren: !isKiam)
+              try Placement.unpin(serverPIDs)
+              if path == "dnat" && !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)") }
+              var run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
+              let seconds = Double(settings.seconds)
+              run.runQueueMillisPerSecond = (after.runQueueSeconds - before.runQueueSeconds) * 1000 / seconds
+              run.preemptionsPerSecond = Double(after.preemptions - before.preemptions) / seconds
+              run.sleepsPerSecond = Double(after.sleeps - before.sleeps) / seconds
+              progress(
+                "  \(target): p50 \(Format.fixed(run.p50, 2)) p99 \(Format.fixed(run.p99, 2)) ms, "
+                  + "run-queue wait \(Format.fixed(run.runQueueMillisPerSecond)) ms/s, \(Int(run.preemptionsPerSecond)) preemptions/s, "
+                  + "\(Int(run.sleepsPerSecond)) sleeps/s")
+              if isKiam { kiamRuns.append(run) } else { nginxRuns.append(run) }
             }
-            progress("warm path \(path) c=\(connections) round \(round + 1)/\(settings.rounds): \(target)")
-            let before = ProcessUsage.read(pid, withChildren: !isKiam)
-            let threads = min(2, connections)
-            let output = try command("wrk -t\(threads) -c\(connections) -d\(settings.seconds)s -s \(lua) \(url)").output
-            let after = ProcessUsage.read(pid, withChildren: !isKiam)
-            if path == "dnat" && !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)") }
-            let run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
-            if isKiam { kiamRuns.append(run) } else { nginxRuns.append(run) }
           }
+          let pairs = zip(kiamRuns, nginxRuns)
+          let ratio = Sample(pairs.map { $0.requestsPerSecond / $1.requestsPerSecond })
+          let p99Ratio = Sample(pairs.map { $0.p99 / $1.p99 })
+          let cpuRatio = Sample(pairs.map { $0.cpuMicrosPerRequest / $1.cpuMicrosPerRequest })
+          func latencies(_ runs: [Run]) -> String {
+            [Sample(runs.map(\.p50)), Sample(runs.map(\.p99)), Sample(runs.map(\.p999))].map { Format.fixed($0.median, 2) }
+              .joined(separator: " / ")
+          }
+          rows.append([
+            "\(connections)",
+            Sample(kiamRuns.map(\.requestsPerSecond)).spread(Format.thousands),
+            Sample(nginxRuns.map(\.requestsPerSecond)).spread(Format.thousands),
+            ratio.spread(Format.ratio),
+            latencies(kiamRuns), latencies(nginxRuns),
+            p99Ratio.spread(Format.ratio),
+            "\(Format.fixed(Sample(kiamRuns.map(\.cpuMicrosPerRequest)).median)) / \(Format.fixed(Sample(nginxRuns.map(\.cpuMicrosPerRequest)).median))",
+            cpuRatio.spread(Format.ratio),
+          ])
+          let errors = (kiamRuns + nginxRuns).map(\.errors).reduce(0, +)
+          if errors > 0 { progress("warning: \(errors) socket errors or non-2xx answers at c=\(connections) (\(path))") }
+          results["\(path)-c\(connections)\(placement.resultSuffix)"] = [
+            "kiam": kiamRuns.map(Self.json), "nginx": nginxRuns.map(Self.json), "errors": errors,
+          ]
         }
-        let pairs = zip(kiamRuns, nginxRuns)
-        let ratio = Sample(pairs.map { $0.requestsPerSecond / $1.requestsPerSecond })
-        let p99Ratio = Sample(pairs.map { $0.p99 / $1.p99 })
-        let cpuRatio = Sample(pairs.map { $0.cpuMicrosPerRequest / $1.cpuMicrosPerRequest })
-        func latencies(_ runs: [Run]) -> String {
-          [Sample(runs.map(\.p50)), Sample(runs.map(\.p99)), Sample(runs.map(\.p999))].map { Format.fixed($0.median, 2) }
-            .joined(separator: " / ")
-        }
-        rows.append([
-          "\(connections)",
-          Sample(kiamRuns.map(\.requestsPerSecond)).spread(Format.thousands),
-          Sample(nginxRuns.map(\.requestsPerSecond)).spread(Format.thousands),
-          ratio.spread(Format.ratio),
-          latencies(kiamRuns), latencies(nginxRuns),
-          p99Ratio.spread(Format.ratio),
-          "\(Format.fixed(Sample(kiamRuns.map(\.cpuMicrosPerRequest)).median)) / \(Format.fixed(Sample(nginxRuns.map(\.cpuMicrosPerRequest)).median))",
-          cpuRatio.spread(Format.ratio),
+        let title = path == "dnat"
+          ? "Warm credentials through the DNAT rule (wrk in a pod namespace → 169.254.169.254:80), \(placement.title)"
+          : "Warm credentials on the node's loopback (no DNAT), \(placement.title)"
+        report.table(title, rows, notes: [
+          "Median of \(settings.rounds) rounds of \(settings.seconds) s each (min–max in brackets); kiam and nginx alternate "
+            + "within each round, and ratios are taken round by round. CPU is the server side only (the agent; nginx master "
+            + "and workers), from /proc, divided by the requests served. \(placement.note)",
         ])
-        let errors = (kiamRuns + nginxRuns).map(\.errors).reduce(0, +)
-        if errors > 0 { progress("warning: \(errors) socket errors or non-2xx answers at c=\(connections) (\(path))") }
-        results["\(path)-c\(connections)"] = [
-          "kiam": kiamRuns.map(Self.json), "nginx": nginxRuns.map(Self.json), "errors": errors,
-        ]
       }
-      let title = path == "dnat"
-        ? "Warm credentials through the DNAT rule (wrk in a pod namespace → 169.254.169.254:80)"
-        : "Warm credentials on the node's loopback (no DNAT)"
-      report.table(title, rows, notes: [
-        "Median of \(settings.rounds) rounds of \(settings.seconds) s each (min–max in brackets); kiam and nginx alternate "
-          + "within each round, and ratios are taken round by round. CPU is the server side only (the agent; nginx master "
-          + "and workers), from /proc, divided by the requests served.",
-      ])
     }
     try burst(env, nginxRule: nginxRule, nginxPort: nginxPort, credentialsPath: credentialsPath, results: &results)
     let loaded = ProcessUsage.read(agent.pid)
     // The agent trims once it has been idle for a 10 s period after the load.
-    progress("warm path: waiting for the agent's trim after the load (30 s)")
-    try await Task.sleep(for: .seconds(30))
-    let settled = ProcessUsage.read(agent.pid)
+    let loadEnded = ContinuousClock.now
+    progress("warm path: sampling the agent's memory 30–90 s after the load")
+    let settled = try await MemorySeries.sample(agent.pid, from: loadEnded + .seconds(30), seconds: 60)
     func row(_ state: String, _ usage: ProcessUsage) -> [String] {
       [state, Format.fixed(usage.rssMiB), Format.fixed(usage.anonymousMiB), Format.fixed(usage.rssMiB - usage.anonymousMiB)]
     }
     report.table("Agent memory", [
       ["state", "RSS (MiB)", "of which anonymous", "of which file-backed (code, libraries)"],
       row("2 s after start (before the start-up trims)", justStarted),
-      row("idle, 35 s after start, nothing served yet", idle),
+      row("idle, 35–95 s after start, nothing served yet: median", idle.median),
+      row("idle, 35–95 s after start: largest sample", idle.largest),
       row("two pods served once", warmedUp),
       row("right after the last warm-path run", loaded),
-      row("30 s after the load (trimmed once idle)", settled),
+      row("30–90 s after the load (trimmed once idle): median", settled.median),
+      row("30–90 s after the load: largest sample", settled.largest),
     ], notes: [
-      "Peak RSS (VmHWM) over the whole run: \(Format.fixed(settled.peakRSSMiB)) MiB, reached during start-up before the "
-        + "first trim. File-backed pages are the executable's code, shared with the page cache."
+      "The idle rows are \(idle.count) samples, one a second (the agent's periodic work, keepalive pings every 10 s, "
+        + "DNS every 15 s, the rule check every 30 s, faults some code back in after each trim); the largest sample is "
+        + "the one with the largest RSS. Peak RSS (VmHWM) over the whole run: \(Format.fixed(settled.largest.peakRSSMiB)) "
+        + "MiB, reached during start-up before the first trim. File-backed pages are the executable's code, shared with "
+        + "the page cache."
     ])
     results["agent_rss_mib"] = [
-      "just_started": justStarted.rssMiB, "idle": idle.rssMiB, "warm": warmedUp.rssMiB, "after_load": loaded.rssMiB,
-      "after_load_trimmed": settled.rssMiB, "peak": settled.peakRSSMiB, "idle_anonymous": idle.anonymousMiB,
+      "just_started": justStarted.rssMiB, "idle": idle.median.rssMiB, "idle_max": idle.largest.rssMiB,
+      "warm": warmedUp.rssMiB, "after_load": loaded.rssMiB, "after_load_trimmed": settled.median.rssMiB,
+      "after_load_trimmed_max": settled.largest.rssMiB, "peak": settled.largest.peakRSSMiB,
+      "idle_anonymous": idle.median.anonymousMiB,
     ]
     report.record("warm_path", results)
   }
@@ -252,6 +280,8 @@ struct WarmPathBench {
     [
       "rps": run.requestsPerSecond, "p50_ms": run.p50, "p99_ms": run.p99, "p999_ms": run.p999,
       "cpu_us_per_request": run.cpuMicrosPerRequest, "errors": run.errors,
+      "run_queue_ms_per_s": run.runQueueMillisPerSecond, "preemptions_per_s": run.preemptionsPerSecond,
+      "sleeps_per_s": run.sleepsPerSecond,
     ]
   }
 }
