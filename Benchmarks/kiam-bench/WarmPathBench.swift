@@ -57,7 +57,7 @@ struct WarmPathBench {
     let idle = try await MemorySeries.sample(agent.pid, from: agentStarted + .seconds(35), seconds: 60)
 
     // The bytes the agent serves, for nginx to serve from a file.
-    let credentialsPath = "/latest/meta-data/iam/security-credentials/"
+    let credentialsPath = Self.credentialsPath
     let podBody = try env.lab.run(inPod: "bench", "curl -sf http://169.254.169.254\(credentialsPath)app-bench").output
     let loopBody = try env.lab.run(onNode: "curl -sf http://127.0.0.1:\(env.agentPort)\(credentialsPath)app-loop").output
     guard podBody.contains("\"Code\":\"Success\""), loopBody.contains("\"Code\":\"Success\"") else {
@@ -99,7 +99,6 @@ struct WarmPathBench {
     _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)")
     guard viaNginx == podBody else { throw BenchError("nginx does not serve the agent's bytes: \(viaNginx)") }
 
-    let lua = KiamProcess.packageRoot + "/scripts/bench/wrk_report.lua"
     var results: [String: Any] = [:]
     for placement in settings.placements {
       for path in ["dnat", "loopback"] {
@@ -114,32 +113,9 @@ struct WarmPathBench {
             let order = round % 2 == 0 ? ["kiam", "nginx"] : ["nginx", "kiam"]
             for target in order {
               let isKiam = target == "kiam"
-              let pid = isKiam ? agent.pid : server.pid
-              let url: String
-              let command: (String) throws -> (status: Int32, output: String)
-              if path == "dnat" {
-                url = "http://169.254.169.254\(credentialsPath)app-bench"
-                command = { try env.lab.run(inPod: "bench", $0) }
-                if !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
-              } else {
-                url = "http://127.0.0.1:\(isKiam ? env.agentPort : nginxPort)\(credentialsPath)app-loop"
-                command = { try env.lab.run(onNode: $0) }
-              }
+              let point = Point(path: path, placement: placement, connections: connections, isKiam: isKiam)
               progress("warm path \(path) \(placement.rawValue) cores c=\(connections) round \(round + 1)/\(settings.rounds): \(target)")
-              let serverPIDs = [pid] + (isKiam ? [] : ProcessUsage.children(of: pid))
-              try placement.pin(server: serverPIDs)
-              let before = ProcessUsage.read(pid, withChildren: !isKiam)
-              let threads = min(2, connections)
-              let wrk = "wrk -t\(threads) -c\(connections) -d\(settings.seconds)s -s \(lua) \(url)"
-              let output = try command(placement.clientPrefix + wrk).output
-              let after = ProcessUsage.read(pid, withChildren: !isKiam)
-              try Placement.unpin(serverPIDs)
-              if path == "dnat" && !isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)") }
-              var run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
-              let seconds = Double(settings.seconds)
-              run.runQueueMillisPerSecond = (after.runQueueSeconds - before.runQueueSeconds) * 1000 / seconds
-              run.preemptionsPerSecond = Double(after.preemptions - before.preemptions) / seconds
-              run.sleepsPerSecond = Double(after.sleeps - before.sleeps) / seconds
+              let run = try measureOnce(point, env: env, agent: agent, nginx: server, nginxRule: nginxRule, nginxPort: nginxPort)
               progress(
                 "  \(target): p50 \(Format.fixed(run.p50, 2)) p99 \(Format.fixed(run.p99, 2)) ms, "
                   + "run-queue wait \(Format.fixed(run.runQueueMillisPerSecond)) ms/s, \(Int(run.preemptionsPerSecond)) preemptions/s, "
@@ -213,6 +189,53 @@ struct WarmPathBench {
       "idle_anonymous": idle.median.anonymousMiB,
     ]
     report.record("warm_path", results)
+  }
+
+  static let credentialsPath = "/latest/meta-data/iam/security-credentials/"
+
+  /// One point of the warm-path grid.
+  struct Point {
+    var path: String
+    var placement: Placement
+    var connections: Int
+    var isKiam: Bool
+  }
+
+  /// One wrk run against the agent or nginx, with the server's CPU and scheduler counters.
+  private func measureOnce(
+    _ point: Point, env: NodeEnvironment, agent: KiamProcess, nginx: KiamProcess, nginxRule: String, nginxPort: Int
+  ) throws -> Run {
+    let credentialsPath = Self.credentialsPath
+    let url: String
+    let command: (String) throws -> (status: Int32, output: String)
+    if point.path == "dnat" {
+      url = "http://169.254.169.254\(credentialsPath)app-bench"
+      command = { try env.lab.run(inPod: "bench", $0) }
+      if !point.isKiam { _ = try env.lab.run(onNode: "iptables -w 5 -t nat -I PREROUTING 1 \(nginxRule)") }
+    } else {
+      url = "http://127.0.0.1:\(point.isKiam ? env.agentPort : nginxPort)\(credentialsPath)app-loop"
+      command = { try env.lab.run(onNode: $0) }
+    }
+    defer {
+      if point.path == "dnat" && !point.isKiam {
+        _ = try? env.lab.run(onNode: "iptables -w 5 -t nat -D PREROUTING \(nginxRule)")
+      }
+    }
+    let pid = point.isKiam ? agent.pid : nginx.pid
+    let serverPIDs = [pid] + (point.isKiam ? [] : ProcessUsage.children(of: pid))
+    try point.placement.pin(server: serverPIDs)
+    let before = ProcessUsage.read(pid, withChildren: !point.isKiam)
+    let lua = KiamProcess.packageRoot + "/scripts/bench/wrk_report.lua"
+    let wrk = "wrk -t\(min(2, point.connections)) -c\(point.connections) -d\(settings.seconds)s -s \(lua) \(url)"
+    let output = try command(point.placement.clientPrefix + wrk).output
+    let after = ProcessUsage.read(pid, withChildren: !point.isKiam)
+    try Placement.unpin(serverPIDs)
+    var run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
+    let seconds = Double(settings.seconds)
+    run.runQueueMillisPerSecond = (after.runQueueSeconds - before.runQueueSeconds) * 1000 / seconds
+    run.preemptionsPerSecond = Double(after.preemptions - before.preemptions) / seconds
+    run.sleepsPerSecond = Double(after.sleeps - before.sleeps) / seconds
+    return run
   }
 
   /// New connections at once (pods starting, an SDK's fresh client): each answer timed from its
