@@ -18,22 +18,20 @@ struct ProcessUsage {
   /// Times the process's threads gave up the CPU to wait (`voluntary_ctxt_switches`).
   var sleeps: Int = 0
 
-  /// The usage of `pid`, plus its children when `withChildren` (nginx's workers).
-  static func read(_ pid: Int32, withChildren: Bool = false) -> ProcessUsage {
+  /// The usage of `pid`, plus its children when `withChildren` (nginx's workers); the scheduler
+  /// counters of every thread only when `scheduling` (they cost a read per thread).
+  static func read(_ pid: Int32, withChildren: Bool = false, scheduling: Bool = false) -> ProcessUsage {
     var pids = [pid]
     if withChildren { pids += children(of: pid) }
     var total = ProcessUsage(rssMiB: 0, peakRSSMiB: 0, cpuSeconds: 0)
     for pid in pids {
-      let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-      func kib(_ field: String) -> Double {
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return 0 }
-        return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
-      }
+      let status = read("/proc/\(pid)/status")
+      func kib(_ field: String) -> Double { Self.field(field, in: status) ?? 0 }
       total.rssMiB += kib("VmRSS") / 1024
       total.peakRSSMiB += kib("VmHWM") / 1024
       total.anonymousMiB += kib("RssAnon") / 1024
       total.cpuSeconds += ProcStat.cpuSeconds(pid) ?? 0
-      total.addScheduling(of: pid)
+      if scheduling { total.addScheduling(of: pid) }
     }
     return total
   }
@@ -43,19 +41,22 @@ struct ProcessUsage {
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
     for task in tasks {
       let directory = "/proc/\(pid)/task/\(task)"
-      if let schedstat = try? String(contentsOfFile: directory + "/schedstat", encoding: .utf8) {
-        let fields = schedstat.split(separator: " ")
-        if fields.count >= 2 { runQueueSeconds += (Double(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) / 1e9 }
-      }
-      let status = (try? String(contentsOfFile: directory + "/status", encoding: .utf8)) ?? ""
-      for line in status.split(separator: "\n") {
-        let parts = line.split(separator: ":")
-        guard parts.count == 2, let value = Int(parts[1].trimmingCharacters(in: .whitespaces)) else { continue }
-        if parts[0] == "nonvoluntary_ctxt_switches" { preemptions += value }
-        if parts[0] == "voluntary_ctxt_switches" { sleeps += value }
-      }
+      // run time, run-queue delay (ns), time slices
+      let schedstat = Self.read(directory + "/schedstat").split(whereSeparator: \.isWhitespace)
+      if schedstat.count >= 2 { runQueueSeconds += (Double(schedstat[1]) ?? 0) / 1e9 }
+      let status = Self.read(directory + "/status")
+      preemptions += Int(Self.field("nonvoluntary_ctxt_switches", in: status) ?? 0)
+      sleeps += Int(Self.field("voluntary_ctxt_switches", in: status) ?? 0)
     }
   }
+
+  /// The number at the start of a `/proc/.../status` field (`VmRSS:\t  1234 kB` → 1234).
+  private static func field(_ name: String, in status: String) -> Double? {
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+    return line.dropFirst(name.count + 1).split(whereSeparator: \.isWhitespace).first.flatMap { Double($0) }
+  }
+
+  private static func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
   static func children(of parent: Int32) -> [Int32] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }

@@ -41,9 +41,10 @@ enum Placement: String, CaseIterable, Sendable {
     try Self.setAffinity(server, cores: "1-\(cores - 1)")
   }
 
-  /// Lets every thread of `server` run on every core again.
-  static func unpin(_ server: [Int32]) throws {
-    try setAffinity(server, cores: "0-\(ProcessInfo.processInfo.activeProcessorCount - 1)")
+  /// Lets every thread of `server` run on every core again after ``pin(server:)``.
+  func unpin(server: [Int32]) throws {
+    guard self == .split else { return }
+    try Self.setAffinity(server, cores: "0-\(ProcessInfo.processInfo.activeProcessorCount - 1)")
   }
 
   private static func setAffinity(_ pids: [Int32], cores: String) throws {

@@ -224,12 +224,12 @@ struct WarmPathBench {
     let pid = point.isKiam ? agent.pid : nginx.pid
     let serverPIDs = [pid] + (point.isKiam ? [] : ProcessUsage.children(of: pid))
     try point.placement.pin(server: serverPIDs)
-    let before = ProcessUsage.read(pid, withChildren: !point.isKiam)
+    let before = ProcessUsage.read(pid, withChildren: !point.isKiam, scheduling: true)
     let lua = KiamProcess.packageRoot + "/scripts/bench/wrk_report.lua"
     let wrk = "wrk -t\(min(2, point.connections)) -c\(point.connections) -d\(settings.seconds)s -s \(lua) \(url)"
     let output = try command(point.placement.clientPrefix + wrk).output
-    let after = ProcessUsage.read(pid, withChildren: !point.isKiam)
-    try Placement.unpin(serverPIDs)
+    let after = ProcessUsage.read(pid, withChildren: !point.isKiam, scheduling: true)
+    try point.placement.unpin(server: serverPIDs)
     var run = try Self.parse(output, cpuSeconds: after.cpuSeconds - before.cpuSeconds)
     let seconds = Double(settings.seconds)
     run.runQueueMillisPerSecond = (after.runQueueSeconds - before.runQueueSeconds) * 1000 / seconds
