@@ -6,8 +6,8 @@ FROM swift:6.3-bookworm AS build
 WORKDIR /src
 # Package.swift names the test and benchmark targets too, so the whole tree is needed.
 COPY . .
-RUN swift build -c release --static-swift-stdlib --product kiam \
- && install -D -m 0755 "$(swift build -c release --show-bin-path)/kiam" /out/kiam \
+RUN scripts/build-release.sh \
+ && install -D -m 0755 "$(scripts/build-release.sh --show-bin-path)/kiam" /out/kiam \
  && strip /out/kiam
 
 FROM debian:bookworm-slim

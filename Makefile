@@ -8,11 +8,12 @@ CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
 
-.PHONY: help build release test e2e demo bench protos check-protos certs secrets manifests image-check clean deps
+.PHONY: help build release link-order test e2e demo bench protos check-protos certs secrets manifests image-check clean deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
-	@echo "release       static release build (--static-swift-stdlib)"
+	@echo "release       static release build (--static-swift-stdlib, hot code first: scripts/build-release.sh)"
+	@echo "link-order    profile the agent and server (callgrind) and rewrite scripts/link-order/kiam.order (root)"
 	@echo "demo          run kiam end to end here: STS, server, agent, pods asking 169.254.169.254"
 	@echo "test          every test: unit, integration (moto, TLS, processes), e2e when root"
 	@echo "e2e           the end-to-end suite alone (root: network namespaces and iptables)"
@@ -28,8 +29,12 @@ help:
 build:
 	$(SWIFT) build $(BUILD_FLAGS)
 
+# Every function in a section of its own, laid out by scripts/link-order/kiam.order (see the script).
 release:
-	$(SWIFT) build -c release --static-swift-stdlib --product kiam $(BUILD_FLAGS)
+	SWIFT=$(SWIFT) scripts/build-release.sh $(BUILD_FLAGS)
+
+link-order:
+	scripts/link-order/profile.sh
 
 # Installs the test prerequisites (apt/pip) when missing, then runs every test.
 test: deps
@@ -46,7 +51,7 @@ demo:
 # The binary the Dockerfile ships, run in a root filesystem holding only it and the system
 # libraries it links (no Docker engine needed).
 image-check: release
-	scripts/image-check.sh $$($(SWIFT) build -c release --show-bin-path)/kiam
+	scripts/image-check.sh $$(SWIFT=$(SWIFT) scripts/build-release.sh --show-bin-path)/kiam
 
 # Benchmarks of the static release build (root: network namespaces, iptables; wrk, nginx, moto).
 # The harness builds in its own scratch path: it cannot link with --static-swift-stdlib, and
@@ -54,7 +59,7 @@ image-check: release
 # BENCH_ARGS="--quick warm" tries the harness; results go to bench-results/ (see BENCHMARKS.md).
 bench: deps release
 	$(SWIFT) build -c release --product kiam-bench --scratch-path .build/bench $(BUILD_FLAGS)
-	KIAM_BINARY=$$($(SWIFT) build -c release --show-bin-path)/kiam \
+	KIAM_BINARY=$$(SWIFT=$(SWIFT) scripts/build-release.sh --show-bin-path)/kiam \
 	  $$($(SWIFT) build -c release --scratch-path .build/bench --show-bin-path)/kiam-bench $(BENCH_ARGS)
 
 deps:
