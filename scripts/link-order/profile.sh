@@ -8,7 +8,8 @@
 # more after start) from start-up. Run after changes that move the agent's or the server's hot
 # paths, then `make release` and compare `make bench` memory figures. Names that no longer exist
 # are skipped by the linker, so a stale order costs memory, never correctness.
-# Usage: scripts/link-order/profile.sh   (root: the harness uses network namespaces and iptables)
+# Usage: scripts/link-order/profile.sh   (root: the harness uses network namespaces and iptables;
+#        LINK_ORDER_KEEP=1 keeps the profiles, the link map and the harness reports in /tmp)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "link-order: needs root (the benchmark harness runs network namespaces)" >&2; exit 1; }
@@ -19,7 +20,7 @@ work=$(mktemp -d /tmp/kiam-link-order-XXXXXX)
 dumper=
 cleanup() {
   [ -n "$dumper" ] && kill "$dumper" 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${LINK_ORDER_KEEP:-}" ]; then echo "link-order: profiles kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
