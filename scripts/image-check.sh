@@ -19,7 +19,9 @@ fi
 root=$(mktemp -d /tmp/kiam-image-XXXXXX)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # unshare --fork ignores SIGTERM while it waits for its child; SIGKILL ends it, and
+  # --kill-child then ends the kiam process inside.
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$root"
 }
