@@ -46,23 +46,15 @@ import Testing
   func runOrder(profiles: [String: String], map: [String], defined: [String]) throws -> Run {
     let directory = try TemporaryDirectory(prefix: "kiam-link-order")
     defer { directory.remove() }
-    try directory.write("profiles/.keep", "")
     for (name, text) in profiles { try directory.write("profiles/\(name)", text) }
     let mapPath = try directory.write("kiam.map", (["             VMA              LMA     Size Align Out     In      Symbol"] + map).joined(separator: "\n") + "\n")
     let definedPath = try directory.write("defined.txt", defined.joined(separator: "\n") + "\n")
     let outPath = directory.path + "/kiam.order"
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", Self.script, "--profiles", directory.path + "/profiles", "--map", mapPath,
-                         "--defined", definedPath, "--out", outPath]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let arguments = [Self.script, "--profiles", directory.path + "/profiles", "--map", mapPath,
+                     "--defined", definedPath, "--out", outPath]
+    let (status, output) = try Shell.run("python3 " + arguments.map(Shell.quote).joined(separator: " "))
     let order = (try? String(contentsOfFile: outPath, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
-    return Run(output: String(decoding: data, as: UTF8.self), status: process.terminationStatus, order: order)
+    return Run(output: output, status: status, order: order)
   }
 
   /// A .text output section: one small section per function, one large section that is mostly
