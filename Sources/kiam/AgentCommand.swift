@@ -94,10 +94,10 @@ struct AgentCommand: AsyncParsableCommand {
   ///
   /// One loop serves every connection, the gRPC client and the timers. On a node the agent shares
   /// its cores with the pods it serves, and every extra busy thread is one more to wait for a time
-  /// slice: with two loops on two shared cores each loop waited for a CPU about 830 ms per second
-  /// of load and the 99th percentile was 3.6 ms; with one loop it waits about 30 ms and the
-  /// 99th percentile is 2.8 ms, at a fifth less CPU per request (BENCHMARKS.md). One loop answers
-  /// about 40,000 requests a second, far more than the pods of any node ask for.
+  /// slice: with two loops on two shared cores the agent waited for a CPU about 830 ms per second
+  /// of load and its 99th percentile was 3.8 ms; with one loop it waits about 30 ms and the
+  /// 99th percentile is 2.8 ms, with less CPU per request (BENCHMARKS.md, "One event loop"). One
+  /// loop answers about 40,000 requests a second, far more than the pods of any node ask for.
   static func eventLoopCount(_ context: ResolveContext) throws -> Int {
     guard let value = context.environment[eventLoopsVariable] else { return 1 }
     guard let count = Int(value), (1...1024).contains(count) else {
