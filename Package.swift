@@ -102,6 +102,7 @@ let package = Package(
         "KiamAgent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
       ],
       path: "Sources/kiam",
       swiftSettings: swiftSettings
