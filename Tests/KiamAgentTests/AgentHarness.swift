@@ -55,13 +55,14 @@ final class AgentHarness: @unchecked Sendable {
     metricsPort = try FreePort.next()
   }
 
-  func startServer(_ extra: [String] = []) async throws {
-    server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(serverPort)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+  func startServer(_ extra: [String] = [], bind: String? = nil) async throws {
+    let process = try KiamProcess(
+      ["server", "--bind=\(bind ?? "127.0.0.1:\(serverPort)")", "--role-base-arn=arn:aws:iam::123456789012:role/",
        "--pod-manifests=\(directory.path)/manifests", "--sts-endpoint=\(lab.endpoint)", "--pod-wait-timeout=500ms"]
         + pki.server.arguments + extra,
       environment: ["AWS_ACCESS_KEY_ID": "AKIAAGENTTEST", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": directory.path, "PATH": "/usr/bin:/bin"])
-    try await FreePort.waitUntilListening(serverPort)
+    server = process
+    if bind == nil { try await FreePort.waitUntilListening(serverPort) }
   }
 
   func startAgent(

@@ -26,7 +26,17 @@ struct ServerAddressResolverFactory: NameResolverFactory {
   func resolver(for target: ServerAddressTarget) -> NameResolver {
     NameResolver(
       names: RPCAsyncSequence(wrapping: ServerAddressResolutions(target: target)), updateMode: .push,
-      authority: HostPort.display(host: target.host, port: target.port))
+      authority: Self.authority(host: target.host, port: target.port))
+  }
+
+  /// The `:authority`, which the transport also sends as the TLS server name (SNI). An IP
+  /// literal is not a valid server name (RFC 6066 §3): given one, NIOSSL refuses to create the
+  /// TLS handler and the connection is abandoned before its first packet, so
+  /// `--server-address=127.0.0.1:443` never dialled. For IP literals the transport derives the
+  /// authority from the address itself and sends no SNI; the certificate is still checked
+  /// against the IP (``TLSMaterialStore/verificationCallback(serverName:)``).
+  static func authority(host: String, port: Int) -> String? {
+    IPAddressText.isIPAddress(host) ? nil : HostPort.display(host: host, port: port)
   }
 }
 
