@@ -46,11 +46,14 @@ public struct AgentApplication: Sendable {
 
     let cache = PodCredentialCache()
     let work = WorkQueue()
+    let metricsEndpoint = configuration.prometheusListenAddress.map {
+      MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
+    }
     let handler = MetadataHandler(
       settings: MetadataSettings(
         allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2),
       cache: cache, tokens: IMDSv2Tokens(), server: server, upstream: upstream, work: work,
-      metrics: AgentMetrics(metrics), logger: logger)
+      metrics: AgentMetrics(metrics), metricsEndpoint: metricsEndpoint, logger: logger)
     let listener = HTTPServer(
       configuration: HTTPServerConfiguration(host: "", port: configuration.port), handler: handler, logger: logger)
 
@@ -60,12 +63,7 @@ public struct AgentApplication: Sendable {
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
       CredentialRefreshService(cache: cache, server: server, logger: logger), listener, MemoryTrimService(),
     ]
-    if let metricsAddress = configuration.prometheusListenAddress {
-      services.append(
-        HTTPServer(
-          configuration: .init(host: metricsAddress.host, port: metricsAddress.port),
-          handler: MetricsHandler(metrics: metrics), logger: logger))
-    }
+    if let metricsEndpoint { services.append(metricsEndpoint) }
     if configuration.iptables {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
       services.append(

@@ -19,6 +19,8 @@ struct MetadataHandler: HTTPRequestHandler {
   let upstream: InstanceMetadataClient
   let work: WorkQueue
   let metrics: AgentMetrics
+  /// Set with `--prometheus-listen-addr`: its trouble is reported by `/health?deep`.
+  let metricsEndpoint: MetricsEndpoint?
   let logger: Logger
   let lookups = IdentityLookups()
 
@@ -274,20 +276,31 @@ struct MetadataHandler: HTTPRequestHandler {
     return normal(a) == normal(b)
   }
 
+  /// `/health`: the node's instance id from the real metadata service; with `?deep`, first the
+  /// server's `GetHealth`. What is degraded without stopping credentials (the metrics endpoint,
+  /// the server's own warnings) is added as `warning:` lines after the instance id and as
+  /// `X-Kiam-Warning` headers, with status 200: a liveness probe must not restart a working agent.
   private func health(deep: Bool) async -> HTTPResponse {
+    var warnings: [String] = []
     if deep {
       do {
-        let message = try await server.health(timeout: settings.requestBudget)
-        guard message == "ok" else { return .error(.internalServerError, "server health: \(message)") }
+        let status = try await server.health(timeout: settings.requestBudget)
+        guard status.message == "ok" else { return .error(.internalServerError, "server health: \(status.message)") }
+        warnings += status.warnings.map { "server: \($0)" }
       } catch {
         return .error(.internalServerError, error.description)
       }
+      if let warning = metricsEndpoint?.status.warning { warnings.append(warning) }
     }
+    let instanceID: String
     do {
-      return .text(.ok, try await upstream.get("/latest/meta-data/instance-id"))
+      instanceID = try await upstream.get("/latest/meta-data/instance-id")
     } catch {
       return .error(.internalServerError, "couldn't read metadata response: \(KiamError.describe(error))")
     }
+    var response = HTTPResponse.text(.ok, ([instanceID] + warnings.map { "warning: \($0)" }).joined(separator: "\n"))
+    for warning in warnings { response.headers.add(name: "X-Kiam-Warning", value: warning) }
+    return response
   }
 
   static let hopByHop: Set<String> = [

@@ -77,9 +77,12 @@ struct KiamServerClient: Sendable {
     }
   }
 
-  func health(timeout: Duration) async throws(ServerCallError) -> String {
+  /// The server's health message (`ok`) and the warnings it added (our server only).
+  func health(timeout: Duration) async throws(ServerCallError) -> (message: String, warnings: [String]) {
     try await call("GetHealth", timeout: timeout) { options, metadata in
-      try await client.getHealth(Kiam_GetHealthRequest(), metadata: metadata, options: options).message
+      try await client.getHealth(Kiam_GetHealthRequest(), metadata: metadata, options: options) { response in
+        (try response.message.message, Array(response.metadata[stringValues: HealthMetadataKeys.warning]))
+      }
     }
   }
 

@@ -94,19 +94,17 @@ public struct ServerApplication: Sendable {
       metadata: instanceMetadata, logger: logger)
 
     let credentials: any CredentialsProvider = credentialsOverride ?? cache
+    let metricsEndpoint = configuration.prometheusListenAddress.map {
+      MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
+    }
     let service = KiamGRPCService(
-      state: state, credentials: credentials, events: events, identity: identity,
+      state: state, credentials: credentials, events: events, identity: identity, metricsEndpoint: metricsEndpoint,
       podWait: configuration.podWaitTimeout, defaultSession: configuration.session, logger: logger)
     let transport = try KiamTransports.server(bind: configuration.bind, store: store, settings: configuration.grpc)
     let server = GRPCServer(
       transport: transport, services: [service], interceptors: [MetricsServerInterceptor(metrics: metrics)])
     services.append(GRPCServerService(server: server))
-    if let address = configuration.prometheusListenAddress {
-      services.append(
-        HTTPServer(
-          configuration: .init(host: address.host, port: address.port),
-          handler: MetricsHandler(metrics: metrics), logger: logger))
-    }
+    if let metricsEndpoint { services.append(metricsEndpoint) }
     var serviceConfigurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
     serviceConfigurations.append(.init(service: startup, successTerminationBehavior: .ignore))
     let group = ServiceGroup(

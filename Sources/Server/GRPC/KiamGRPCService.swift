@@ -13,6 +13,8 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
   let events: any EventSink
   /// Set with `--require-node-identity`.
   let identity: (any AgentIdentityVerifier)?
+  /// Set with `--prometheus-listen-addr`: its trouble is reported by `GetHealth`.
+  let metricsEndpoint: MetricsEndpoint?
   let podWait: Duration
   let defaultSession: String
   let logger: Logger
@@ -28,7 +30,11 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
     if let reason = state.notReadyReason {
       throw RPCError(code: .unavailable, message: "not ready: \(reason)")
     }
-    return ServerResponse(message: Kiam_HealthStatus.with { $0.message = "ok" })
+    // The message stays `ok` (Go kiam agents and probes compare it); what is degraded but does
+    // not stop the server from answering goes in the response metadata.
+    var metadata = Metadata()
+    if let warning = metricsEndpoint?.status.warning { metadata.addString(warning, forKey: HealthMetadataKeys.warning) }
+    return ServerResponse(message: Kiam_HealthStatus.with { $0.message = "ok" }, metadata: metadata)
   }
 
   func getPodRole(

@@ -42,3 +42,9 @@ public enum PodMetadataKeys {
   /// The resolved ARN of the role whose credentials are returned (GetPodCredentials).
   public static let roleARN = "kiam-role-arn"
 }
+
+/// Response metadata our server adds to `GetHealth` (the message itself stays `ok`).
+public enum HealthMetadataKeys {
+  /// Something degraded that does not stop the server from answering (one value per problem).
+  public static let warning = "kiam-warning"
+}

@@ -35,9 +35,15 @@ public enum HealthProbe {
       options.timeout = remaining
       options.waitForReady = !connected
       do {
-        let status = try await client.getHealth(Kiam_GetHealthRequest(), options: options)
-        if status.message == "ok" { return status.message }
-        lastError = KiamError(code: .upstream, message: "server health: \(status.message)")
+        let (message, warnings) = try await client.getHealth(Kiam_GetHealthRequest(), options: options) { response in
+          (try response.message.message, Array(response.metadata[stringValues: HealthMetadataKeys.warning]))
+        }
+        if message == "ok" {
+          // Healthy (the probe passes), but say what the server reports as degraded.
+          for warning in warnings { logger.warning("server warning: \(warning)") }
+          return message
+        }
+        lastError = KiamError(code: .upstream, message: "server health: \(message)")
       } catch let error as RPCError {
         lastError = error
         // Any answer from the server (not a transport failure) means the connection is up.
