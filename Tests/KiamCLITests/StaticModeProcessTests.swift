@@ -5,19 +5,7 @@ import Testing
 /// `kiam server --pod-manifests` as a real process, called by a Python grpcio client generated
 /// from our proto (what Go kiam agents' wire format looks like to a third-party stack).
 @Suite(.serialized) struct StaticModeProcessTests {
-  static let pythonAvailable: Bool = {
-    let probe = Process()
-    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    probe.arguments = ["python3", "-c", "import grpc, grpc_tools"]
-    probe.standardOutput = FileHandle.nullDevice
-    probe.standardError = FileHandle.nullDevice
-    guard (try? probe.run()) != nil else { return false }
-    probe.waitPolling()
-    if probe.terminationStatus != 0 {
-      print("note: python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
-    }
-    return probe.terminationStatus == 0
-  }()
+  static let pythonAvailable = PythonGRPCClient.isAvailable
 
   static let manifests = """
     apiVersion: v1
@@ -44,19 +32,7 @@ import Testing
       podIPs: [{ip: 10.0.0.1}]
     """
 
-  func runPython(_ arguments: [String]) throws -> [[String: Any]] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/kiam_grpc_client.py"] + arguments
-    let out = Pipe()
-    process.standardOutput = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitPolling()
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-    }
-  }
+  func runPython(_ arguments: [String]) throws -> [[String: Any]] { try PythonGRPCClient.run(arguments) }
 
   @Test func pythonGRPCClientTalksToTheServerOverMutualTLS() async throws {
     guard Self.pythonAvailable else { return }

@@ -135,6 +135,22 @@ import Testing
     }
   }
 
+  /// A kubeconfig without a CA trusts the system roots, found as Go (client-go) finds them.
+  @Test func kubeconfigWithoutACATrustsTheSystemRoots() async throws {
+    let fixture = try await APIFixture.start(tokens: ["t"])
+    try await withCleanup({ await fixture.stop() }) {
+      let path = try writeKubeconfig(fixture, user: "    token: t", cluster: "    server: https://127.0.0.1:\(fixture.port)")
+      let configuration = try KubernetesConfiguration.kubeconfig(path: path)
+      #expect(configuration.certificateAuthorityPEM == nil)
+      let bundle = try fixture.directory.write("roots/bundle.pem", "# the cluster's CA among the system roots\n" + fixture.ca.pem)
+      let roots = SystemTrustRoots.load(environment: ["SSL_CERT_FILE": bundle, "SSL_CERT_DIR": "/nonexistent"])
+      #expect(roots.certificates.count == 1)
+      let client = try KubernetesClient(configuration: configuration, logger: logger, systemRoots: roots)
+      _ = try await client.list("/api/v1/pods", resource: "pods", limit: 1, continueToken: nil, as: PodObject.self)
+      try await client.shutdown()
+    }
+  }
+
   @Test func kubeconfigErrorsAreExplained() async throws {
     let fixture = try await APIFixture.start(tokens: [])
     try await withCleanup({ await fixture.stop() }) {

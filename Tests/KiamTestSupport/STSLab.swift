@@ -5,6 +5,8 @@ import Foundation
 public final class STSLab: Sendable {
   public let port: Int
   public let host: String
+  /// Whether the lab serves HTTPS.
+  public let tls: Bool
   private let process: Process
 
   /// Whether python3 with moto is available; prints why not when it isn't.
@@ -22,14 +24,20 @@ public final class STSLab: Sendable {
     return probe.terminationStatus == 0
   }()
 
-  public var endpoint: String { "http://\(host):\(port)" }
+  public var endpoint: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 
   /// Starts the lab on 127.0.0.1, or inside network namespace `namespace` on `host:port`.
-  public init(namespace: String? = nil, host: String = "127.0.0.1", port fixedPort: Int? = nil) async throws {
+  /// - Parameter tls: Certificate and key files to serve HTTPS with.
+  public init(
+    namespace: String? = nil, host: String = "127.0.0.1", port fixedPort: Int? = nil,
+    tls: (certificate: String, key: String)? = nil
+  ) async throws {
     port = try fixedPort ?? FreePort.next()
     self.host = host
+    self.tls = tls != nil
     process = Process()
-    let lab = [KiamProcess.packageRoot + "/scripts/test/sts_lab.py", "--host", host, "--port", String(port)]
+    var lab = [KiamProcess.packageRoot + "/scripts/test/sts_lab.py", "--host", host, "--port", String(port)]
+    if let tls { lab += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
     if let namespace {
       process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
       process.arguments = ["netns", "exec", namespace, "python3"] + lab

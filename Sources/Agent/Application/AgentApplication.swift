@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 public import KiamShared
 public import Logging
+import Foundation
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -41,6 +42,12 @@ public struct AgentApplication: Sendable {
     var httpConfiguration = HTTPClient.Configuration()
     httpConfiguration.timeout = .init(connect: .seconds(1), read: .seconds(2))
     httpConfiguration.httpVersion = .http1Only
+    if configuration.metadataEndpoint.hasPrefix("https://") {
+      // As every outbound TLS client: the roots a Go program would trust on this host.
+      let roots = SystemTrustRoots.load(environment: ProcessInfo.processInfo.environment)
+      httpConfiguration.tlsConfiguration = roots.clientConfiguration
+      logger.info("trust roots for the metadata endpoint", metadata: ["system": "\(roots.summary)"])
+    }
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
     let upstream = InstanceMetadataClient(endpoint: configuration.metadataEndpoint, http: http)
 

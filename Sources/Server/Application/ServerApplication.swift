@@ -36,6 +36,11 @@ public struct ServerApplication: Sendable {
   public func run() async throws {
     let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(strict: !configuration.disableStrictNamespaceRegexp))
     let store = try await TLSMaterialStore(files: configuration.tls, role: .server, metrics: metrics, logger: logger)
+    // Outbound TLS (STS, instance metadata, a Kubernetes API without a CA of its own) trusts
+    // what a Go program would on this host.
+    let systemRoots = SystemTrustRoots.load(environment: configuration.environment)
+    let awsTrust = try AWSHTTPClient.Trust.resolve(environment: configuration.environment, system: systemRoots)
+    logger.info("trust roots for outbound TLS", metadata: ["aws": "\(awsTrust.summary)", "system": "\(systemRoots.summary)"])
     var services: [any Service] = [TLSReloadService(store: store), MemoryTrimService()]
 
     // Where pods and namespaces come from.
@@ -54,7 +59,7 @@ public struct ServerApplication: Sendable {
       let kubeConfiguration =
         try configuration.kubeconfig.map { try KubernetesConfiguration.kubeconfig(path: $0) }
         ?? KubernetesConfiguration.inCluster(environment: configuration.environment)
-      let client = try KubernetesClient(configuration: kubeConfiguration, logger: logger)
+      let client = try KubernetesClient(configuration: kubeConfiguration, logger: logger, systemRoots: systemRoots)
       kubernetes = client
       let recorder = KubernetesEventRecorder(client: client, logger: logger)
       events = recorder
@@ -75,7 +80,7 @@ public struct ServerApplication: Sendable {
     }
 
     // AWS: STS client, server credentials, the credentials cache and its prefetching.
-    let http = try AWSHTTPClient.make(environment: configuration.environment)
+    let http = AWSHTTPClient.make(trust: awsTrust)
     let sts = STSClient(
       endpoint: STSEndpoint.resolve(region: configuration.region, override: configuration.stsEndpoint), http: http,
       logger: logger)

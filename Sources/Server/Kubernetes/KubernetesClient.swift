@@ -18,11 +18,18 @@ public final class KubernetesClient: Sendable {
   /// - Parameters:
   ///   - watchIdleTimeout: A watch stream silent for this long is considered dead (the API sends
   ///     bookmarks about every minute).
-  public init(configuration: KubernetesConfiguration, logger: Logger, watchIdleTimeout: Duration = .seconds(90)) throws {
+  ///   - systemRoots: Trusted when the configuration names no CA (as client-go does with Go's
+  ///     system roots); found on first use when not given.
+  public init(
+    configuration: KubernetesConfiguration, logger: Logger, watchIdleTimeout: Duration = .seconds(90),
+    systemRoots: SystemTrustRoots? = nil
+  ) throws {
     var tls = TLSConfiguration.makeClientConfiguration()
     do {
       if let ca = configuration.certificateAuthorityPEM {
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+      } else if !configuration.insecureSkipTLSVerify {
+        tls.trustRoots = (systemRoots ?? SystemTrustRoots.load(environment: ProcessInfo.processInfo.environment)).trustRoots
       }
       if let cert = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
         tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }

@@ -1,0 +1,40 @@
+import Foundation
+
+/// scripts/test/kiam_grpc_client.py: a grpcio client generated from our proto, the way a
+/// third-party (Go kiam) agent's calls look to a server. One JSON object per call.
+public enum PythonGRPCClient {
+  /// Whether python3 with grpcio and grpcio-tools is here; prints why not once.
+  public static let isAvailable: Bool = {
+    let probe = Process()
+    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    probe.arguments = ["python3", "-c", "import grpc, grpc_tools"]
+    probe.standardOutput = FileHandle.nullDevice
+    probe.standardError = FileHandle.nullDevice
+    guard (try? probe.run()) != nil else { return false }
+    probe.waitPolling()
+    if probe.terminationStatus != 0 {
+      print("note: python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
+    }
+    return probe.terminationStatus == 0
+  }()
+
+  /// Runs the client: `ADDRESS CA CERT KEY SERVER_NAME CALL...` (see the script).
+  public static func run(_ arguments: [String]) throws -> [[String: Any]] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/kiam_grpc_client.py"] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitPolling()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+  }
+
+  /// Runs calls as the agent of `pki` against a server on 127.0.0.1:`port`.
+  public static func call(port: Int, pki: TestPKIFixture, _ calls: [String]) throws -> [[String: Any]] {
+    try run(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server"] + calls)
+  }
+}
