@@ -33,6 +33,8 @@ struct ServerCommand: AsyncParsableCommand {
   var roleBaseARNAutodetect = false
   @Flag(name: .customLong("disable-strict-namespace-regexp"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Match iam.amazonaws.com/permitted anywhere in the role ARN instead of the whole ARN.")
   var disableStrictNamespaceRegexp = false
+  @Option(name: .customLong("permitted-regexp-mode"), help: "How iam.amazonaws.com/permitted is matched: v4 (the resolved role ARN, default) or v3 (the role as annotated, unanchored, as kiam v3).")
+  var permittedRegexpMode: String?
   @Option(name: .customLong("session"), help: "STS session name suffix when a pod sets none (default: kiam).")
   var session: String?
   @Option(name: .customLong("session-duration"), help: "Requested credential lifetime, 15m to 12h (default: 1h).")
@@ -108,6 +110,12 @@ struct ServerCommand: AsyncParsableCommand {
         "role-base-arn", "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
     }
     config.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
+    switch permittedRegexpMode ?? "v4" {
+    case "v4": config.permittedMatching = disableStrictNamespaceRegexp ? .anywhereInARN : .wholeARN
+    case "v3": config.permittedMatching = .anywhereInAnnotation
+    default:
+      throw KiamError.flag("permitted-regexp-mode", "invalid value \(JSON.quote(permittedRegexpMode ?? "")), want v4 or v3")
+    }
     if let session {
       guard !session.isEmpty else { throw KiamError.flag("session", "must not be empty") }
       config.session = session

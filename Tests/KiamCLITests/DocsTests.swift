@@ -95,6 +95,17 @@ import Testing
     for name in used { #expect(documented.contains(name), "the dashboard queries \(name), which docs/metrics.md does not list") }
   }
 
+  /// The migration guide's table of namespace regexps is the one the tests run.
+  @Test func permittedRegexpTableMatchesTheTestedCases() throws {
+    let guide = try String(contentsOfFile: "\(Self.root)/docs/migrating-from-kiam.md", encoding: .utf8)
+    func verdict(_ allowed: Bool) -> String { allowed ? "allowed" : "denied" }
+    for c in PermittedCase.all {
+      let expression = c.expression.replacingOccurrences(of: "|", with: "\\|")
+      let row = "| `\(expression)` | `\(c.annotation)` | \(verdict(c.v4)) | \(verdict(c.v4Unanchored)) | \(verdict(c.v3)) |"
+      #expect(guide.contains(row), "docs/migrating-from-kiam.md lacks the row \(row)")
+    }
+  }
+
   @Test func linkedDocumentsExist() throws {
     let readme = try String(contentsOfFile: "\(Self.root)/README.md", encoding: .utf8)
     let regex = try NSRegularExpression(pattern: #"\]\(((?:docs/|BENCHMARKS)[^)#]*)\)"#)

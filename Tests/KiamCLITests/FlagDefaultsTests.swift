@@ -37,6 +37,7 @@ import Testing
     #expect(c.roleBaseARN == "arn:aws:iam::123456789012:role/")
     #expect(c.roleBaseARNAutodetect == false)
     #expect(c.disableStrictNamespaceRegexp == false)
+    #expect(c.permittedMatching == .wholeARN)
     #expect(c.session == "kiam")
     #expect(c.sessionDuration == .seconds(3600))  // kiam: 15m, see ServerConfiguration
     #expect(c.sessionRefresh == .seconds(300))
@@ -118,6 +119,7 @@ import Testing
     ("sts-endpoint", "http://127.0.0.1:5000", { $0.stsEndpoint == "http://127.0.0.1:5000" }),
     ("sts-rate-limit", "2.5", { $0.stsRateLimit == 2.5 }),
     ("sts-burst", "7", { $0.stsBurst == 7 }),
+    ("permitted-regexp-mode", "v3", { $0.permittedMatching == .anywhereInAnnotation }),
     ("prometheus-listen-addr", "127.0.0.1:9999", { $0.prometheusListenAddress == HostPort(host: "127.0.0.1", port: 9999) }),
     ("grpc-keepalive-time-duration", "20s", { $0.grpc.keepaliveTime == .seconds(20) }),
     ("grpc-keepalive-timeout-duration", "3s", { $0.grpc.keepaliveTimeout == .seconds(3) }),

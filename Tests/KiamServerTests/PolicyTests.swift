@@ -1,4 +1,5 @@
 import KiamShared
+import KiamTestSupport
 import Testing
 
 @testable import KiamServer
@@ -153,6 +154,30 @@ import Testing
   @Test func missingPodAnnotationIsAnErrorNotADenial() {
     let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::1:role/"))
     #expect(throws: KiamError.self) { try policy.evaluate(pod: pod(role: ""), requestedRole: "a", namespace: namespace(".*")) }
+  }
+}
+
+@Suite struct PermittedModeTests {
+  let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: PermittedCase.base))
+
+  func allowed(_ c: PermittedCase, _ matching: PermittedMatching) throws -> Bool {
+    let pod = PodRecord(namespace: "apps", name: "app", ips: ["10.0.0.1"], role: c.annotation)
+    let namespace = NamespaceRecord(name: "apps", permitted: c.expression, matching: matching)
+    return try policy.evaluate(pod: pod, requestedRole: c.annotation, namespace: namespace).isAllowed
+  }
+
+  @Test(arguments: PermittedCase.all)
+  func eachModeDecidesAsKiamDid(_ c: PermittedCase) throws {
+    #expect(try allowed(c, .wholeARN) == c.v4)
+    #expect(try allowed(c, .anywhereInARN) == c.v4Unanchored)
+    #expect(try allowed(c, .anywhereInAnnotation) == c.v3)
+  }
+
+  @Test func v3ExplainsWithTheAnnotation() throws {
+    let pod = PodRecord(namespace: "apps", name: "app", ips: ["10.0.0.1"], role: "db")
+    let namespace = NamespaceRecord(name: "apps", permitted: "^app-.*$", matching: .anywhereInAnnotation)
+    #expect(try policy.evaluate(pod: pod, requestedRole: "db", namespace: namespace)
+      == .forbidden(explanation: "namespace policy expression '^app-.*$' forbids role 'db'"))
   }
 }
 

@@ -34,7 +34,7 @@ public struct ServerApplication: Sendable {
 
   /// Runs until SIGTERM/SIGINT (then drains and returns) or a fatal error.
   public func run() async throws {
-    let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(strict: !configuration.disableStrictNamespaceRegexp))
+    let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(matching: configuration.permittedMatching))
     let store = try await TLSMaterialStore(files: configuration.tls, role: .server, metrics: metrics, logger: logger)
     // Outbound TLS (STS, instance metadata, a Kubernetes API without a CA of its own) trusts
     // what a Go program would on this host.

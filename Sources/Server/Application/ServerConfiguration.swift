@@ -37,6 +37,9 @@ public struct ServerConfiguration: Sendable {
   public var roleBaseARNAutodetect: Bool
   /// `--disable-strict-namespace-regexp`: match `iam.amazonaws.com/permitted` unanchored.
   public var disableStrictNamespaceRegexp: Bool
+  /// How `iam.amazonaws.com/permitted` is matched: `--permitted-regexp-mode` (v4 or v3) with
+  /// `--disable-strict-namespace-regexp`.
+  public var permittedMatching: PermittedMatching
 
   // MARK: STS
   /// `--session` (default `kiam`): session name suffix when a pod sets none.
@@ -81,6 +84,7 @@ public struct ServerConfiguration: Sendable {
     roleBaseARN: String? = nil,
     roleBaseARNAutodetect: Bool = false,
     disableStrictNamespaceRegexp: Bool = false,
+    permittedMatching: PermittedMatching? = nil,
     session: String = "kiam",
     sessionDuration: Duration = .seconds(60 * 60),
     sessionRefresh: Duration = .seconds(5 * 60),
@@ -106,6 +110,7 @@ public struct ServerConfiguration: Sendable {
     self.roleBaseARN = roleBaseARN
     self.roleBaseARNAutodetect = roleBaseARNAutodetect
     self.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
+    self.permittedMatching = permittedMatching ?? (disableStrictNamespaceRegexp ? .anywhereInARN : .wholeARN)
     self.session = session
     self.sessionDuration = sessionDuration
     self.sessionRefresh = sessionRefresh

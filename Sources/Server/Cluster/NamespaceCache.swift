@@ -1,24 +1,48 @@
 import KiamShared
 import Synchronization
 
+/// How a namespace's `iam.amazonaws.com/permitted` expression is matched.
+public enum PermittedMatching: Sendable, Equatable {
+  /// kiam v4, the default: the whole resolved role ARN must match.
+  case wholeARN
+  /// kiam v4 with `--disable-strict-namespace-regexp`: a match anywhere in the resolved ARN.
+  case anywhereInARN
+  /// kiam v3 (`--permitted-regexp-mode=v3`): a match anywhere in the role as the pod's
+  /// annotation writes it (a short name stays a short name, nothing is resolved).
+  case anywhereInAnnotation
+
+  /// What the expression is matched against.
+  func subject(role: ResolvedRole, annotation: String) -> String {
+    self == .anywhereInAnnotation ? annotation : role.arn
+  }
+}
+
 /// What the server keeps of a namespace: its `iam.amazonaws.com/permitted` expression, compiled
 /// once for the server's matching mode.
 public struct NamespaceRecord: Sendable {
   public let name: String
   /// The raw annotation, nil when absent.
   public let permitted: String?
+  /// How ``compiled`` is matched.
+  public let matching: PermittedMatching
   /// The compiled expression, or why it does not compile.
   public let compiled: Result<GoRegexp, KiamError>?
 
-  public init(name: String, permitted: String?, strict: Bool) {
+  public init(name: String, permitted: String?, matching: PermittedMatching) {
     self.name = name
     self.permitted = permitted
+    self.matching = matching
     if let permitted, !permitted.isEmpty {
-      compiled = Result { try GoRegexp(strict ? "^(?:\(permitted))$" : permitted) }
+      compiled = Result { try GoRegexp(matching == .wholeARN ? "^(?:\(permitted))$" : permitted) }
         .mapError { $0 as? KiamError ?? KiamError(code: .invalidInput, message: "\($0)") }
     } else {
       compiled = nil
     }
+  }
+
+  /// kiam v4's two modes: `strict` (the default) or `--disable-strict-namespace-regexp`.
+  public init(name: String, permitted: String?, strict: Bool) {
+    self.init(name: name, permitted: permitted, matching: strict ? .wholeARN : .anywhereInARN)
   }
 }
 
@@ -30,11 +54,16 @@ public final class NamespaceCache: Sendable {
   }
   private let state = Mutex(State())
   private let observers = Mutex<[@Sendable () -> Void]>([])
-  /// Whether `permitted` must match the whole ARN.
-  public let strict: Bool
+  /// How `permitted` is matched.
+  public let matching: PermittedMatching
 
-  public init(strict: Bool) {
-    self.strict = strict
+  public init(matching: PermittedMatching) {
+    self.matching = matching
+  }
+
+  /// kiam v4's two modes (see ``NamespaceRecord/init(name:permitted:strict:)``).
+  public convenience init(strict: Bool) {
+    self.init(matching: strict ? .wholeARN : .anywhereInARN)
   }
 
   public var isSynced: Bool { state.withLock { $0.synced } }
@@ -46,7 +75,7 @@ public final class NamespaceCache: Sendable {
   public func upsert(name: String, permitted: String?) {
     let changed: Bool = state.withLock { state in
       if let old = state.namespaces[name], old.permitted == permitted { return false }
-      state.namespaces[name] = NamespaceRecord(name: name, permitted: permitted, strict: strict)
+      state.namespaces[name] = NamespaceRecord(name: name, permitted: permitted, matching: matching)
       return true
     }
     if changed { notify() }
@@ -65,7 +94,7 @@ public final class NamespaceCache: Sendable {
         if let old = state.namespaces[entry.name], old.permitted == entry.permitted {
           next[entry.name] = old
         } else {
-          next[entry.name] = NamespaceRecord(name: entry.name, permitted: entry.permitted, strict: strict)
+          next[entry.name] = NamespaceRecord(name: entry.name, permitted: entry.permitted, matching: matching)
         }
       }
       state.namespaces = next

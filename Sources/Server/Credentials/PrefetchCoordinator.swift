@@ -61,7 +61,8 @@ final class PrefetchCoordinator: Sendable {
       decision = known
     } else {
       guard let role = try? policy.resolver.resolve(pod.role) else { return nil }
-      decision = policy.namespaceDecision(role: role, requestedRole: pod.role, namespace: state.namespaces.namespace(pod.namespace))
+      decision = policy.namespaceDecision(
+        role: role, annotation: pod.role, requestedRole: pod.role, namespace: state.namespaces.namespace(pod.namespace))
       memo[memoKey] = decision
     }
     guard case .allowed(let role) = decision else { return nil }

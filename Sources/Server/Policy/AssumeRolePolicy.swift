@@ -18,11 +18,17 @@ public struct AssumeRolePolicy: Sendable {
     guard requested == annotated else {
       return .forbidden(explanation: "requested '\(requestedRole)' but annotated with '\(annotated.name)', forbidden")
     }
-    return namespaceDecision(role: requested, requestedRole: requestedRole, namespace: namespace)
+    return namespaceDecision(role: requested, annotation: pod.role, requestedRole: requestedRole, namespace: namespace)
   }
 
   /// The namespace part alone (used before prefetching a pod's role).
-  public func namespaceDecision(role: ResolvedRole, requestedRole: String, namespace: NamespaceRecord?) -> PolicyDecision {
+  /// - Parameters:
+  ///   - role: The resolved role (matched in kiam v4's modes).
+  ///   - annotation: The pod's role annotation as written (matched in kiam v3's mode).
+  ///   - requestedRole: The role the caller asked for, for the explanation.
+  public func namespaceDecision(
+    role: ResolvedRole, annotation: String, requestedRole: String, namespace: NamespaceRecord?
+  ) -> PolicyDecision {
     guard let namespace, let expression = namespace.permitted, !expression.isEmpty, let compiled = namespace.compiled else {
       return .forbidden(explanation: "namespace policy expression '(empty)' forbids role '\(requestedRole)'")
     }
@@ -30,8 +36,9 @@ public struct AssumeRolePolicy: Sendable {
     case .failure(let error):
       return .forbidden(explanation: "namespace policy expression '\(expression)' is invalid: \(error.message)")
     case .success(let regexp):
-      if regexp.matches(role.arn) { return .allowed(role) }
-      return .forbidden(explanation: "namespace policy expression '\(expression)' forbids role '\(role.arn)'")
+      let subject = namespace.matching.subject(role: role, annotation: annotation)
+      if regexp.matches(subject) { return .allowed(role) }
+      return .forbidden(explanation: "namespace policy expression '\(expression)' forbids role '\(subject)'")
     }
   }
 }
