@@ -11,8 +11,8 @@ RUN scripts/build-release.sh \
  && strip /out/kiam
 
 FROM debian:bookworm-slim
-# iptables for the agent's DNAT rule (the iptables-nft default; set the alternative to
-# iptables-legacy in a derived image on nodes that use the legacy backend), CA roots for STS.
+# iptables for the agent's DNAT rule (both backends: the agent writes its rule with the one the
+# node's own rules are in, --iptables-backend), CA roots for STS.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables ca-certificates \
  && rm -rf /var/lib/apt/lists/*

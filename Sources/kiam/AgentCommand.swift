@@ -33,6 +33,8 @@ struct AgentCommand: AsyncParsableCommand {
   var requireIMDSv2 = false
   @Option(name: .customLong("metadata-endpoint"), help: "The real instance metadata service (default: http://169.254.169.254).")
   var metadataEndpoint: String?
+  @Option(name: .customLong("iptables-backend"), help: "iptables backend for the rule: auto (the one the node's rules are in, as kube-proxy's iptables-wrapper decides), nft or legacy (default: auto).")
+  var iptablesBackend: String?
   @Option(name: .customLong("iptables-check-interval"), help: "How often the iptables rule is checked and restored (default: 30s).")
   var iptablesCheckInterval: String?
   @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
@@ -65,6 +67,10 @@ struct AgentCommand: AsyncParsableCommand {
     config.allowRouteRegexp = pattern
     config.iptables = iptables
     config.iptablesRemove = iptablesRemove
+    guard let backend = IPTablesBackend.Choice.parse(iptablesBackend ?? "auto") else {
+      throw KiamError.flag("iptables-backend", "invalid value \(JSON.quote(iptablesBackend ?? "")), want auto, nft or legacy")
+    }
+    config.iptablesBackend = backend
     let interface = hostInterface ?? "docker0"
     guard !interface.isEmpty, interface != "!", !interface.contains(" ") else {
       throw KiamError.flag("host-interface", "invalid interface \(JSON.quote(interface))")

@@ -58,6 +58,39 @@ import Testing
     _ = await second.wait(timeout: .seconds(10))
   }
 
+  /// A node whose other rules are in one backend: the rule goes there, and the log says why.
+  /// `seed` runs in the namespace before the agent starts; `expected` is the backend the rule must
+  /// land in.
+  @Test(arguments: [
+    ("kube-proxy on legacy", "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES", "", "legacy"),
+    ("kube-proxy on nft", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES", "", "nft"),
+    ("kubelet's hint in legacy", "iptables-legacy -t mangle -N KUBE-KUBELET-CANARY && iptables-nft -A INPUT -p tcp --dport 22 -j ACCEPT && iptables-nft -A INPUT -p tcp --dport 23 -j ACCEPT", "", "legacy"),
+    ("an empty node", "true", "", "nft"),
+    ("forced", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES", "--iptables-backend=legacy", "legacy"),
+  ])
+  func ruleGoesToTheBackendTheNodeUses(_ name: String, _ seed: String, _ flag: String, _ expected: String) async throws {
+    if NetworkNamespace.skipIfUnavailable("iptables backend: \(name)") { return }
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    let seeded = try ns.run(seed)
+    #expect(seeded.status == 0, "\(seeded.output)")
+    let process = try agent(in: ns, pki: pki, port: 18186, extra: flag.isEmpty ? [] : [flag])
+    let other = expected == "legacy" ? "nft" : "legacy"
+    func rules(_ backend: String) -> [String] {
+      ((try? ns.run("iptables-\(backend) -t nat -S PREROUTING 2>/dev/null").output) ?? "").split(separator: "\n")
+        .map(String.init).filter { $0.contains("kiam agent") }
+    }
+    #expect(await eventually { rules(expected).count == 1 }, "\(name): \(process.standardError)")
+    #expect(rules(other).isEmpty, "\(name): a rule in \(other)")
+    #expect(process.standardError.contains("iptables backend: \(expected)"), "\(process.standardError)")
+    process.signal(SIGTERM)
+    #expect(await process.wait(timeout: .seconds(10)) == 0)
+    #expect(rules(expected).isEmpty, "\(name): the rule stayed after exit")
+  }
+
   @Test func invertedInterface() async throws {
     if NetworkNamespace.skipIfUnavailable("inverted interface") { return }
     let ns = try NetworkNamespace()

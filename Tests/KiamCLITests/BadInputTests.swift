@@ -65,6 +65,8 @@ import Testing
     }, expected: ["--role-base-arn", "ending in '/'"]),
     Case(name: "bad level", arguments: { server($0) + ["--level=verbose"] }, expected: ["--level", "verbose"]),
     Case(name: "bad port", arguments: { agent($0) + ["--port=70000"] }, expected: ["--port", "70000"]),
+    Case(name: "bad iptables-backend", arguments: { agent($0) + ["--iptables-backend=xtables"] },
+         expected: ["--iptables-backend", "want auto, nft or legacy"]),
     Case(name: "bad permitted-regexp-mode", arguments: { server($0) + ["--permitted-regexp-mode=v5"] },
          expected: ["--permitted-regexp-mode", "want v4 or v3"]),
   ]

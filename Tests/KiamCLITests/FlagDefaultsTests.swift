@@ -71,6 +71,7 @@ import Testing
     #expect(c.allowRouteRegexp == "^$")
     #expect(c.iptables == false)
     #expect(c.iptablesRemove == true)
+    #expect(c.iptablesBackend == .auto)
     #expect(c.hostInterface == "docker0")
     #expect(c.serverAddress == HostPort(host: "localhost", port: 9610))
     #expect(c.gatewayTimeoutCreation == .seconds(1))
@@ -177,6 +178,7 @@ import Testing
     ("pprof-listen-addr", "localhost:6060", { _ in true }),
     ("metadata-endpoint", "http://127.0.0.1:1234", { $0.metadataEndpoint == "http://127.0.0.1:1234" }),
     ("node-identity-token-file", "/t/token", { $0.nodeIdentityTokenFile == "/t/token" }),
+    ("iptables-backend", "legacy", { $0.iptablesBackend == .forced(.legacy) }),
   ]
 
   @Test func everyAgentValueFlagInBothForms() throws {

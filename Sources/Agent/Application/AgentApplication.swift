@@ -75,7 +75,8 @@ public struct AgentApplication: Sendable {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
       services.append(
         IPTablesService(
-          rules: [rule], remove: configuration.iptablesRemove, listener: listener, logger: logger, metrics: metrics,
+          rules: [rule], backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
+          logger: logger, metrics: metrics,
           recheckInterval: configuration.iptablesCheckInterval))
     }
     let group = ServiceGroup(

@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable {
   public var iptables: Bool
   /// `--iptables-remove` (default true): remove the rule on exit.
   public var iptablesRemove: Bool
+  /// `--iptables-backend` (default auto): nft, legacy, or the one the node's rules are in.
+  public var iptablesBackend: IPTablesBackend.Choice
   /// `--host` / `HOST_IP`: the node IP used as DNAT target.
   public var host: String
   /// `--host-interface` (default `docker0`): pod-side interface, `+` wildcard, leading `!` inverts.
@@ -46,6 +48,7 @@ public struct AgentConfiguration: Sendable {
     allowRouteRegexp: String = "^$",
     iptables: Bool = false,
     iptablesRemove: Bool = true,
+    iptablesBackend: IPTablesBackend.Choice = .auto,
     host: String,
     hostInterface: String = "docker0",
     requireIMDSv2: Bool = false,
@@ -63,6 +66,7 @@ public struct AgentConfiguration: Sendable {
     self.allowRouteRegexp = allowRouteRegexp
     self.iptables = iptables
     self.iptablesRemove = iptablesRemove
+    self.iptablesBackend = iptablesBackend
     self.host = host
     self.hostInterface = hostInterface
     self.requireIMDSv2 = requireIMDSv2

@@ -12,6 +12,8 @@ import ServiceLifecycle
 /// node's own metadata service and its instance role (kiam #202, #253).
 struct IPTablesService: Service {
   let rules: [IPTablesRule]
+  /// `--iptables-backend`.
+  var backend: IPTablesBackend.Choice = .auto
   let remove: Bool
   let listener: HTTPServer
   let logger: Logger
@@ -30,24 +32,15 @@ struct IPTablesService: Service {
   }
 
   func run() async throws {
-    var binaries: [String: String] = [:]
-    for rule in rules {
-      guard let path = CommandRunner.find(rule.binary) else {
-        throw KiamError(
-          code: .invalidConfiguration,
-          message: "\(rule.binary) not found: install it in the agent image or run the agent without --iptables")
-      }
-      binaries[rule.binary] = path
-    }
+    let binaries = try await programs()
     _ = try await listener.listeningAddress
-    let resolved = binaries
-    for rule in rules { try await ensure(rule, binary: resolved[rule.binary]!, initial: true) }
+    for rule in rules { try await ensure(rule, binary: binaries[rule.family]!, initial: true) }
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
         for rule in rules {
           do {
-            try await ensure(rule, binary: resolved[rule.binary]!, initial: false)
+            try await ensure(rule, binary: binaries[rule.family]!, initial: false)
           } catch {
             logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
           }
@@ -55,10 +48,48 @@ struct IPTablesService: Service {
       }
     }
     if remove {
-      for rule in rules { await delete(rule, binary: resolved[rule.binary]!) }
+      for rule in rules { await delete(rule, binary: binaries[rule.family]!) }
     } else {
       logger.info("leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
     }
+  }
+
+  /// The program for each family's rule: the backend chosen (or detected, see
+  /// ``IPTablesBackend``), logged once.
+  private func programs() async throws -> [IPTablesRule.Family: String] {
+    let decision: IPTablesBackend.Decision?
+    switch backend {
+    case .forced(let forced):
+      decision = .init(backend: forced, reason: "--iptables-backend=\(forced.rawValue)")
+    case .auto:
+      let installed = IPTablesBackend.allCases.contains { CommandRunner.find($0.binary(.ipv4)) != nil }
+      decision =
+        installed
+        ? await IPTablesBackend.detect(find: { CommandRunner.find($0) }) { path in
+          guard let output = try? await CommandRunner.run(path, []), output.status == 0 else { return nil }
+          return output.standardOutput
+        } : nil
+    }
+    var binaries: [IPTablesRule.Family: String] = [:]
+    for rule in rules {
+      let name = decision.map { $0.backend.binary(rule.family) } ?? rule.binary
+      guard let path = CommandRunner.find(name) else {
+        throw KiamError(
+          code: .invalidConfiguration,
+          message: "\(name) not found: install it in the agent image or run the agent without --iptables")
+      }
+      binaries[rule.family] = path
+    }
+    if let decision {
+      logger.info(
+        "iptables backend: \(decision.backend.rawValue)",
+        metadata: ["reason": "\(decision.reason)", "programs": "\(binaries.values.sorted().joined(separator: ", "))"])
+    } else {
+      logger.info(
+        "iptables backend: whichever iptables is (neither iptables-nft nor iptables-legacy is installed)",
+        metadata: ["programs": "\(binaries.values.sorted().joined(separator: ", "))"])
+    }
+    return binaries
   }
 
   private func ensure(_ rule: IPTablesRule, binary: String, initial: Bool) async throws {
