@@ -69,6 +69,40 @@ import Testing
     #expect(refused.first?["code"] as? String == "UNAVAILABLE")
   }
 
+  /// A Go kiam agent's calls (its channel options, no metadata, retries inside its handlers' 5 s
+  /// deadline) get kiam's answers: found at once, forbidden at once and not retried, an unknown
+  /// pod retried until the deadline and then `pod not found`.
+  @Test(.enabled(if: PythonGRPCClient.isAvailable, "needs python3 grpcio (scripts/install-test-deps.sh)"))
+  func goKiamAgentCallsGetKiamsAnswers() async throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    _ = try dir.write("manifests/pods.yaml", Self.manifests)
+    let port = try FreePort.next()
+    let server = try KiamProcess(
+      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=300ms", "--sts-endpoint=http://127.0.0.1:1"]
+        + pki.server.arguments)
+    defer { server.signal(SIGKILL) }
+    try await FreePort.waitUntilListening(port)
+    #expect(await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
+    let results = try PythonGRPCClient.call(
+      port: port, pki: pki, goAgent: true, ["health", "role:10.0.0.1", "creds:10.0.0.1:app-other", "role:10.9.9.9"])
+    try #require(results.count == 4)
+    #expect(results[0]["message"] as? String == "ok" && results[0]["attempts"] as? Int == 1)
+    #expect(results[1]["name"] as? String == "app-web" && results[1]["attempts"] as? Int == 1)
+    #expect(results[2]["details"] as? String == "forbidden by policy" && results[2]["attempts"] as? Int == 1)
+    // Each attempt waits up to --pod-wait-timeout for the watch, then says `pod not found`, until
+    // the handler's 5 s run out (the last attempt may end on the deadline itself, as in Go kiam).
+    let answers = results[3]["answers"] as? [String] ?? []
+    #expect(answers.first == "UNKNOWN: pod not found", "\(results[3])")
+    #expect(Set(answers).isSubset(of: ["UNKNOWN: pod not found", "DEADLINE_EXCEEDED: Deadline Exceeded"]), "\(answers)")
+    let attempts = results[3]["attempts"] as? Int ?? 0
+    let elapsed = results[3]["elapsed_ms"] as? Int ?? 0
+    #expect(attempts >= 5 && attempts <= 17, "\(attempts) attempts")
+    #expect(elapsed >= 3500 && elapsed <= 5600, "\(elapsed) ms")
+  }
+
   @Test func manifestsAreReReadAndBrokenFilesKeepThePreviousContent() async throws {
     guard Self.pythonAvailable else { return }
     let dir = try TemporaryDirectory()

@@ -34,7 +34,10 @@ public enum PythonGRPCClient {
   }
 
   /// Runs calls as the agent of `pki` against a server on 127.0.0.1:`port`.
-  public static func call(port: Int, pki: TestPKIFixture, _ calls: [String]) throws -> [[String: Any]] {
-    try run(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server"] + calls)
+  /// - Parameter goAgent: Make them as Go kiam's agent does (retries in a 5 s handler context).
+  public static func call(port: Int, pki: TestPKIFixture, goAgent: Bool = false, _ calls: [String]) throws -> [[String: Any]] {
+    try run(
+      (goAgent ? ["--go-agent"] : []) + ["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server"]
+        + calls)
   }
 }

@@ -26,12 +26,13 @@ def load():
     return grpc, kiam_pb2, kiam_pb2_grpc
 
 
-def stub(grpc, kiam_pb2_grpc, address, ca, cert, key, server_name):
+def stub(grpc, kiam_pb2_grpc, address, ca, cert, key, server_name, target_prefix="", options=()):
     """A KiamService stub over mutual TLS, verifying the server as `server_name`."""
     def read(path):
         with open(path, "rb") as handle:
             return handle.read()
     credentials = grpc.ssl_channel_credentials(
         root_certificates=read(ca), private_key=read(key), certificate_chain=read(cert))
-    channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", server_name)])
+    channel = grpc.secure_channel(
+        target_prefix + address, credentials, options=[("grpc.ssl_target_name_override", server_name), *options])
     return kiam_pb2_grpc.KiamServiceStub(channel)
