@@ -103,7 +103,7 @@ public final class NodeEnvironment: @unchecked Sendable {
   /// Waits for something to listen on 127.0.0.1:`port` in the node netns.
   public func waitForNode(port: Int) async throws -> Bool {
     for _ in 0..<200 {
-      if (try lab.run(onNode: "curl -s -o /dev/null --max-time 1 http://127.0.0.1:\(port)/ || [ $? -ne 7 ]")).status == 0 { return true }
+      if (try lab.run(onNode: "curl -s -o /dev/null --max-time 1 http://127.0.0.1:\(port)/ping || [ $? -ne 7 ]")).status == 0 { return true }
       try await Task.sleep(for: .milliseconds(100))
     }
     return false

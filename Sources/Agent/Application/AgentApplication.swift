@@ -64,13 +64,14 @@ public struct AgentApplication: Sendable {
     let listener = HTTPServer(
       configuration: HTTPServerConfiguration(host: "", port: configuration.port), handler: handler, logger: logger)
 
-    // Started in this order, stopped in reverse: the rule goes first, then the listener drains,
-    // then the queued work and the server connections finish.
+    // Started in this order, stopped in reverse: the listener drains first (its keep-alive
+    // connections are closed while the rule still carries their packets, so pods see the close
+    // and reconnect instead of sending on a dead connection), then the rule goes (the rule waits
+    // for the listener before it is added), then the queued work and the server connections finish.
     var services: [any Service] = [
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
-      CredentialRefreshService(cache: cache, server: server, logger: logger), listener, MemoryTrimService(),
+      CredentialRefreshService(cache: cache, server: server, logger: logger),
     ]
-    if let metricsEndpoint { services.append(metricsEndpoint) }
     if configuration.iptables {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
       services.append(
@@ -79,6 +80,8 @@ public struct AgentApplication: Sendable {
           logger: logger, metrics: metrics,
           recheckInterval: configuration.iptablesCheckInterval))
     }
+    services += [listener, MemoryTrimService()]
+    if let metricsEndpoint { services.append(metricsEndpoint) }
     let group = ServiceGroup(
       configuration: .init(
         services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
