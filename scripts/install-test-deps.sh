@@ -15,12 +15,20 @@ need wrk wrk
 need python3 python3
 need jq jq
 
+# Real AWS SDKs from Debian, driven by the tests in pod network namespaces (scripts/test/sdk/):
+# the Go SDKs v1 and v2 are built in GOPATH mode from these packages, nothing is downloaded.
+need go golang-go
+need ruby ruby-aws-sdk-core
+ruby -e 'require "aws-sdk-core"' >/dev/null 2>&1 || apt_packages+=(ruby-aws-sdk-core)
+[ -d /usr/share/gocode/src/github.com/aws/aws-sdk-go ] || apt_packages+=(golang-github-aws-aws-sdk-go-dev)
+[ -d /usr/share/gocode/src/github.com/aws/aws-sdk-go-v2 ] || apt_packages+=(golang-github-aws-aws-sdk-go-v2-dev)
+
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${apt_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${apt_packages[@]}" | sort -u) >/dev/null
   else
     echo "warning: not root, cannot install ${apt_packages[*]}; tests needing them will skip" >&2
   fi

@@ -137,17 +137,22 @@ import Testing
         "/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60", "X-Forwarded-For": "10.0.0.1"])
       #expect(forwarded.status == 403)
       #expect(try h.get("/latest/api/token").status == 405)
-      // The token works for its caller (127.0.0.1, pod "local") and nobody else.
+      // The token works for its caller (127.0.0.1, pod "local").
       let path = "/latest/meta-data/iam/security-credentials/"
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": token]).body == "app-local")
-      #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": "forged"]).status == 401)
-      #expect(try h.get(path, ip: "10.0.0.1", headers: ["X-aws-ec2-metadata-token": token]).status == 401)
-      // Tokenless (IMDSv1) requests are allowed by default.
+      // Tokenless (IMDSv1) requests are allowed by default, and so is a request whose token does
+      // not check (forged, another caller's, expired): Go kiam never looked at tokens, and the Go
+      // SDK v1 fails the call on a 401. Each is counted.
       #expect(try h.get(path).status == 200)
-      // An expired token.
+      #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": "forged"]).body == "app-local")
+      #expect(try h.get(path, ip: "10.0.0.1", headers: ["X-aws-ec2-metadata-token": token]).body == "app-web")
       let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"]).body
       try await Task.sleep(for: .milliseconds(2100))
-      #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).status == 401)
+      #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).body == "app-local")
+      let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
+      for reason in ["invalid", "wrong_caller", "expired"] {
+        #expect(samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "served_as_v1"]) == 1, "\(reason)")
+      }
     }
   }
 
@@ -243,12 +248,28 @@ import Testing
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
-      try await h.startAgent(["--require-imdsv2"])
+      try await h.startAgent(["--require-imdsv2", "--json-log"])
       let path = "/latest/meta-data/iam/security-credentials/"
       #expect(try h.get(path).status == 401)
       let token = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60"]).body
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": token]).body == "app-local")
       #expect(try h.get("/ping").status == 200)
+      // Tokens that do not check are refused, as EC2 does, and each 401 is counted and logged.
+      let forged = try h.get(path + "app-local", headers: ["X-aws-ec2-metadata-token": "forged"])
+      #expect(forged.status == 401 && forged.body == "invalid session token\n")
+      #expect(try h.get(path, ip: "10.0.0.1", headers: ["X-aws-ec2-metadata-token": token]).status == 401)
+      let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"]).body
+      try await Task.sleep(for: .milliseconds(2100))
+      #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).body == "session token expired\n")
+      let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
+      #expect(samples.value("kiam_metadata_responses_total", ["handler": "roleName", "code": "401"]) == 3)
+      #expect(samples.value("kiam_metadata_responses_total", ["handler": "credentials", "code": "401"]) == 1)
+      for (reason, count) in [("missing", 1.0), ("invalid", 1), ("wrong_caller", 1), ("expired", 1)] {
+        #expect(samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "refused"]) == count, "\(reason)")
+      }
+      let lines = h.agent?.standardError.split(separator: "\n").filter { $0.contains("\"status\":\"401\"") } ?? []
+      #expect(lines.count == 4, "\(lines)")
+      #expect(lines.contains { $0.contains("\"token\":\"wrong_caller\"") && $0.contains("\"addr\":\"10.0.0.1\"") }, "\(lines)")
     }
   }
 

@@ -8,15 +8,52 @@ import Testing
 @Suite(.serialized) struct EndToEndTests {
   static let permitted = "arn:aws:iam::(123456789012|999999999999):role/.*"
 
-  func setUp() async throws -> E2EEnvironment {
+  func setUp(agent agentFlags: [String] = []) async throws -> E2EEnvironment {
     let env = try await E2EEnvironment()
     env.api.upsertNamespace(TestNamespace(name: "apps", permitted: Self.permitted))
     env.api.upsertNamespace(TestNamespace(name: "locked"))
     env.api.upsertNamespace(TestNamespace(name: "aws-provider-system", permitted: ".*"))
     env.api.upsertPod(TestPod(namespace: "kube-system", name: "node-exporter", ip: env.lab.nodeIP, hostNetwork: true))
     try await env.startServer()
-    try await env.startAgent()
+    try await env.startAgent(agentFlags)
     return env
+  }
+
+  static let sdkReason: String? =
+    E2EEnvironment.unavailableReason ?? SDKClient.Kind.allCases.compactMap { kind in kind.unavailableReason.map { "\(kind): \($0)" } }.first
+
+  /// IMDSv2 tokens outlive the agent process: SDKs that cache theirs (Go v1 for its TTL, Go v2,
+  /// Ruby) keep working when the agent restarts, and botocore as before. One client process per
+  /// SDK in the pod, fetching before and after the restart; with `--require-imdsv2` too, where a
+  /// token the new agent could not check would be a 401.
+  @Test(.enabled(if: sdkReason == nil, "\(sdkReason ?? "")"), arguments: [[String](), ["--require-imdsv2"]])
+  func sdksKeepWorkingAcrossAnAgentRestart(_ flags: [String]) async throws {
+    let agentFlags = flags + ["--prometheus-listen-addr=127.0.0.1:9620"]
+    let env = try await setUp(agent: agentFlags)
+    try await withCleanup({ await env.tearDown() }) {
+      let ip = try env.lab.addPod("sdk")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "sdk", ip: ip, role: "app-sdk"))
+      let arn = "arn:aws:sts::123456789012:assumed-role/app-sdk/kiam-kiam"
+      let clients = try SDKClient.Kind.allCases.map {
+        try SDKClient($0, prefix: env.lab.podPrefix("sdk", environment: ["STS_ENDPOINT": E2EEnvironment.stsEndpoint]))
+      }
+      defer { for client in clients { client.stop() } }
+      for client in clients {
+        let first = try await client.fetch()
+        #expect(first["error"] == nil && first["arn"] == arn, "\(client.kind) before the restart: \(first) \(client.standardError)")
+      }
+      env.agent?.signal(SIGTERM)
+      #expect(await env.agent?.wait(timeout: .seconds(10)) == 0)
+      try await env.startAgent(agentFlags)
+      for client in clients {
+        let second = try await client.fetch()
+        #expect(second["error"] == nil && second["arn"] == arn, "\(client.kind) after the restart: \(second) \(client.standardError) \(env.agent?.standardError ?? "")")
+      }
+      // No token was refused or even failed its check.
+      let metrics = try env.lab.run(onNode: "curl -s http://127.0.0.1:9620/metrics").output
+      #expect(!metrics.contains("code=\"401\""), "\(metrics.split(separator: "\n").filter { $0.contains("401") })")
+      #expect(!metrics.contains("kiam_agent_imds_token_rejected_total{"))
+    }
   }
 
   @Test func podsGetTheirOwnRolesOthersNothingAndForbiddenIsReported() async throws {

@@ -105,6 +105,16 @@ public final class E2ELab: @unchecked Sendable {
       + "AWS_DEFAULT_REGION=us-east-1 sh -c \(Shell.quote(command))"
   }
 
+  /// The argument vector that runs a program inside the pod with the clean AWS environment of
+  /// ``inPod(_:_:)`` plus `environment` (for long-running clients such as ``SDKClient``).
+  public func podPrefix(_ name: String, environment: [String: String] = [:]) -> [String] {
+    ["/usr/sbin/ip", "netns", "exec", podNamespace(name), "/usr/bin/env"]
+      + ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+      .flatMap { ["-u", $0] }
+      + ["AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_CONFIG_FILE=/dev/null", "AWS_DEFAULT_REGION=us-east-1"]
+      + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+  }
+
   /// Runs a command in a pod and returns its output.
   public func run(inPod name: String, _ command: String) throws -> (status: Int32, output: String) {
     try Shell.run(inPod(name, command))

@@ -3,6 +3,9 @@
 
   botocore_client.py v2          boto3.Session().get_credentials() (IMDSv2: token PUT first)
   botocore_client.py v1          botocore's own IMDSv1 fallback path (as when the token PUT fails)
+  botocore_client.py loop        one process, many fetches: every line on standard input loads the
+                                 credentials again through botocore's instance metadata provider and,
+                                 with STS_ENDPOINT set, asks STS who they belong to (one JSON line each)
 
 The endpoint comes from AWS_EC2_METADATA_SERVICE_ENDPOINT (or the default 169.254.169.254).
 Prints one JSON object: {"access_key": ..., "method": ..., "expiry": ...} or {"error": ...}.
@@ -11,6 +14,31 @@ import json
 import sys
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "v2"
+if mode == "loop":
+    import os
+    import boto3
+    import botocore.session
+    from botocore.credentials import create_credential_resolver
+    session = botocore.session.get_session()
+    resolver = create_credential_resolver(session)
+    provider = resolver.get_provider("iam-role")
+    for _ in sys.stdin:
+        try:
+            credentials = provider.load()
+            if credentials is None:
+                print(json.dumps({"error": "no credentials"}), flush=True)
+                continue
+            frozen = credentials.get_frozen_credentials()
+            result = {"access_key": frozen.access_key, "provider": credentials.method}
+            endpoint = os.environ.get("STS_ENDPOINT")
+            if endpoint:
+                sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=frozen.access_key,
+                                   aws_secret_access_key=frozen.secret_key, aws_session_token=frozen.token)
+                result["arn"] = sts.get_caller_identity()["Arn"]
+            print(json.dumps(result), flush=True)
+        except Exception as error:  # noqa: BLE001
+            print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+    sys.exit(0)
 try:
     if mode == "v2":
         import boto3

@@ -59,7 +59,7 @@ public struct AgentApplication: Sendable {
     let handler = MetadataHandler(
       settings: MetadataSettings(
         allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2),
-      cache: cache, tokens: IMDSv2Tokens(), server: server, upstream: upstream, work: work,
+      cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream, work: work,
       metrics: AgentMetrics(metrics), metricsEndpoint: metricsEndpoint, logger: logger)
     let listener = HTTPServer(
       configuration: HTTPServerConfiguration(host: "", port: configuration.port), handler: handler, logger: logger)

@@ -43,7 +43,7 @@ struct MetadataHandler: HTTPRequestHandler {
     default:
       break
     }
-    if let rejection = checkSession(request, ip: ip) { return .immediate(rejection) }
+    if let rejection = checkSession(request, ip: ip, route: route, started: started) { return .immediate(rejection) }
     switch route {
     case .roleList:
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
@@ -110,15 +110,40 @@ struct MetadataHandler: HTTPRequestHandler {
   }
 
   /// Checks an IMDSv2 session token when present (or required).
-  private func checkSession(_ request: HTTPRequest, ip: String) -> HTTPResponse? {
-    guard let token = request.headers.first(name: "X-aws-ec2-metadata-token") else {
-      return settings.requireIMDSv2 ? .error(.unauthorized, "IMDSv2 session token required") : nil
+  ///
+  /// With `--require-imdsv2` a request without a valid token is refused with 401, as EC2 does.
+  /// Without it, a token that does not check (expired, another caller's, or not from this node's
+  /// agents) is ignored and the request is served as IMDSv1: Go kiam never looked at tokens, and a
+  /// pod it would have served must not fail here (the Go SDK v1 does not retry a 401). Either way
+  /// the rejection is counted and logged.
+  private func checkSession(
+    _ request: HTTPRequest, ip: String, route: MetadataRoute, started: ContinuousClock.Instant
+  ) -> HTTPResponse? {
+    let reason: String
+    if let token = request.headers.first(name: "X-aws-ec2-metadata-token") {
+      let check = tokens.check(token, ip: ip, now: WallClock.now())
+      if check == .valid { return nil }
+      reason = check.rawValue
+    } else {
+      guard settings.requireIMDSv2 else { return nil }
+      reason = "missing"
     }
-    switch tokens.check(token, ip: ip, now: WallClock.now()) {
-    case .valid: return nil
-    case .expired: return .error(.unauthorized, "session token expired")
-    case .invalid, .wrongCaller: return .error(.unauthorized, "invalid session token")
+    let refused = settings.requireIMDSv2
+    metrics.tokenRejected(reason: reason, refused: refused).increment()
+    let metadata: Logger.Metadata = [
+      "addr": "\(ip)", "method": "\(request.method)", "path": "\(request.path)", "token": "\(reason)",
+    ]
+    guard refused else {
+      logger.debug("IMDSv2 session token not valid, served as IMDSv1", metadata: metadata)
+      return nil
     }
+    let text =
+      switch reason {
+      case "missing": "IMDSv2 session token required"
+      case "expired": "session token expired"
+      default: "invalid session token"
+      }
+    return record(route.handlerName, started, .error(.unauthorized, text), detail: metadata)
   }
 
   // MARK: Responses
@@ -136,10 +161,14 @@ struct MetadataHandler: HTTPRequestHandler {
     extended ? cached.extendedResponse : cached.response
   }
 
-  private func record(_ handler: String, _ started: ContinuousClock.Instant, _ response: HTTPResponse) -> HTTPResponse {
+  private func record(
+    _ handler: String, _ started: ContinuousClock.Instant, _ response: HTTPResponse, detail: Logger.Metadata = [:]
+  ) -> HTTPResponse {
     metrics.responded(handler, code: Int(response.status.code), elapsed: ContinuousClock.now - started)
     if response.status.code >= 400 {
-      logger.info("processed request", metadata: ["handler": "\(handler)", "status": "\(response.status.code)"])
+      logger.info(
+        "processed request",
+        metadata: detail.merging(["handler": "\(handler)", "status": "\(response.status.code)"]) { $1 })
     }
     return response
   }

@@ -17,6 +17,16 @@ enum MetadataRoute: Equatable {
   /// Anything else: passed to the real metadata service when allow-listed, else blocked.
   case other(path: String)
 
+  /// The `handler` label of the route's metrics (kiam's names).
+  var handlerName: String {
+    switch self {
+    case .roleList: "roleName"
+    case .credentials: "credentials"
+    case .health: "health"
+    default: "proxy"
+    }
+  }
+
   /// Parses the request target (path and query).
   static func parse(uri: String) -> MetadataRoute {
     fastCredentialsRoute(uri) ?? parseGeneral(uri: uri)

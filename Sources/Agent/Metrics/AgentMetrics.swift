@@ -34,6 +34,17 @@ struct AgentMetrics: Sendable {
     }
   }
 
+  /// `kiam_agent_imds_token_rejected_total{reason, outcome}`: session tokens that did not check
+  /// (`reason`: missing, invalid, expired, wrong_caller) and whether the request was refused (401,
+  /// `--require-imdsv2`) or served as IMDSv1.
+  func tokenRejected(reason: String, refused: Bool) -> Counter {
+    metrics.registry.makeCounter(
+      descriptor: .init(
+        namespace: "kiam", subsystem: "agent", metricName: "imds_token_rejected", unitName: "total",
+        helpText: "IMDSv2 session tokens that did not check, by reason and outcome"),
+      labels: [("reason", reason), ("outcome", refused ? "refused" : "served_as_v1")])
+  }
+
   /// Records a response of `handler`.
   func responded(_ handler: String, code: Int, elapsed: Duration) {
     latency(handler).record(elapsed)
