@@ -235,7 +235,7 @@ import Testing
     _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
     try await Task.sleep(for: .milliseconds(200))
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
-    #expect(cache.outageCredentials(ip: "10.0.0.7", role: "old-role", wallNow: WallClock.nowPrecise()) == nil)
+    #expect(cache.outageCredentials(ip: "10.0.0.7", role: "old-role", wallNow: WallClock.system.nowPrecise()) == nil)
   }
 
   @Test func aLaggingServerNamingThePreviousPodIsNotBelieved() async throws {
@@ -278,12 +278,12 @@ import Testing
     let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"))
     let credentials = Kiam_Credentials.with {
       $0.accessKeyID = "ASIAOLD"
-      $0.expiration = RFC3339.format(epochSeconds: WallClock.now() + 3600)
+      $0.expiration = RFC3339.format(epochSeconds: WallClock.system.now() + 3600)
     }
-    cache.store(ip: "10.0.0.7", role: "r", credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.nowPrecise()), podUID: "uid-a")
-    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise())?.credentials.accessKeyID == "ASIAOLD")
+    cache.store(ip: "10.0.0.7", role: "r", credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.system.nowPrecise()), podUID: "uid-a")
+    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.system.nowPrecise())?.credentials.accessKeyID == "ASIAOLD")
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "uid-b"))
-    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.nowPrecise()) == nil)
+    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.system.nowPrecise()) == nil)
   }
 }
 
@@ -294,9 +294,9 @@ import Testing
   func credentials(_ key: String, lifetime: Int64 = 3600) -> CachedCredentials {
     let issued = Kiam_Credentials.with {
       $0.accessKeyID = key
-      $0.expiration = RFC3339.format(epochSeconds: WallClock.now() + lifetime)
+      $0.expiration = RFC3339.format(epochSeconds: WallClock.system.now() + lifetime)
     }
-    return CachedCredentials(issued, roleARN: nil, now: WallClock.nowPrecise())
+    return CachedCredentials(issued, roleARN: nil, now: WallClock.system.nowPrecise())
   }
 
   /// A connection's request: the cache answer and the memo the connection keeps.
@@ -304,7 +304,7 @@ import Testing
     -> String?
   {
     cache.warmCredentials(
-      ip: ip, role: role, wallNow: wallNow ?? WallClock.nowPrecise(), connectionPod: (pod ?? self.pod).connectionKey, memo: &memo
+      ip: ip, role: role, wallNow: wallNow ?? WallClock.system.nowPrecise(), connectionPod: (pod ?? self.pod).connectionKey, memo: &memo
     )?.credentials.accessKeyID
   }
 
@@ -340,13 +340,30 @@ import Testing
     #expect(request(cache, &memo, pod: podB) == nil)
   }
 
+  /// With our server, the agent's floor is the server's `--min-credential-lifetime` (sent with the
+  /// credentials), and its background refresh starts before it; without (Go kiam), a quarter of
+  /// the lifetime up to 15 minutes, refreshed at half up to 30.
+  @Test func floorsFollowTheServer() {
+    let now = WallClock.system.nowPrecise()
+    let issued = Kiam_Credentials.with {
+      $0.accessKeyID = "ASIAFLOOR"
+      $0.expiration = RFC3339.format(epochSeconds: Int64(now) + 3600)
+    }
+    let ours = CachedCredentials(issued, roleARN: nil, minimumLifetime: 1800, now: now)
+    #expect(ours.serveFloor == 1800)
+    #expect(ours.refreshBelow == 1800 + CachedCredentials.refreshLead)
+    let goKiam = CachedCredentials(issued, roleARN: nil, now: now)
+    #expect(abs(goKiam.serveFloor - 900) < 2)
+    #expect(abs(goKiam.refreshBelow - 1800) < 2)
+  }
+
   @Test func aMemoStopsAtTheServeFloorAndAtTheTrustWindow() async throws {
     let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), connectionTrust: .milliseconds(200))
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
     // 100 s of 3600 left is below the floor (15 minutes): not served from the memo.
-    #expect(request(cache, &memo, wallNow: WallClock.nowPrecise() + 3500) == nil)
+    #expect(request(cache, &memo, wallNow: WallClock.system.nowPrecise() + 3500) == nil)
     #expect(request(cache, &memo) == "ASIAONE")
     // The server has not confirmed the pod within the trust window: no answer without it.
     try await Task.sleep(for: .milliseconds(300))
@@ -389,7 +406,7 @@ import Testing
           // Until answered plenty, memo or not (bounded, so a broken cache fails instead of hanging).
           for _ in 0..<2_000_000 where answered < 20_000 {
             let answer = cache.warmCredentials(
-              ip: ip, role: "r", wallNow: WallClock.nowPrecise(), connectionPod: reader.connectionKey, memo: &memo)
+              ip: ip, role: "r", wallNow: WallClock.system.nowPrecise(), connectionPod: reader.connectionKey, memo: &memo)
             guard let answer else { continue }
             answered += 1
             // Always one pod's own credentials: the memo's copy or the entry as it is.

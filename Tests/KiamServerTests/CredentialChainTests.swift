@@ -103,7 +103,7 @@ import Testing
     let (name, key) = try await resolve(["AWS_EC2_METADATA_SERVICE_ENDPOINT": lab.endpoint, "HOME": dir.path], lab: lab)
     #expect(name == "instance metadata \(lab.endpoint)")
     #expect(key.accessKeyID == "test-key")
-    #expect((key.expiration ?? 0) > WallClock.nowPrecise() + 3600)
+    #expect((key.expiration ?? 0) > WallClock.system.nowPrecise() + 3600)
   }
 
   @Test func metadataDisabledWithNothingElseIsAClearError() async throws {
@@ -122,7 +122,7 @@ import Testing
     // Expires in 10 min: cached (refresh 5 min before expiry).
     let provider = RefreshingCredentialProvider(name: "test", refreshBefore: .seconds(300)) {
       let n = calls.next()
-      return AWSAccessKey(accessKeyID: "K\(n)", secretAccessKey: "s", expiration: WallClock.nowPrecise() + 600)
+      return AWSAccessKey(accessKeyID: "K\(n)", secretAccessKey: "s", expiration: WallClock.system.nowPrecise() + 600)
     }
     #expect(try await provider.accessKey().accessKeyID == "K1")
     #expect(try await provider.accessKey().accessKeyID == "K1")
@@ -132,7 +132,7 @@ import Testing
     let short = RefreshingCredentialProvider(name: "short", refreshBefore: .seconds(300)) {
       let n = calls.next()
       if n >= 3 { throw KiamError(code: .upstream, message: "down") }
-      return AWSAccessKey(accessKeyID: "S\(n)", secretAccessKey: "s", expiration: WallClock.nowPrecise() + 240)
+      return AWSAccessKey(accessKeyID: "S\(n)", secretAccessKey: "s", expiration: WallClock.system.nowPrecise() + 240)
     }
     #expect(try await short.accessKey().accessKeyID == "S2")
     #expect(try await short.accessKey().accessKeyID == "S2")

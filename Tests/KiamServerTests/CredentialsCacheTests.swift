@@ -93,7 +93,7 @@ import Testing
       let end = clock.now + .seconds(20)
       while clock.now < end {
         let credentials = try await cache.credentials(for: identity("refreshed"))
-        lowest = min(lowest, Double(credentials.expiration) - WallClock.nowPrecise())
+        lowest = min(lowest, Double(credentials.expiration) - WallClock.system.nowPrecise())
         keys.insert(credentials.accessKeyID)
         try await Task.sleep(for: .milliseconds(200))
       }
@@ -121,7 +121,7 @@ import Testing
       let outageEnd = clock.now + .seconds(22)
       while clock.now < outageEnd {
         let credentials = try await cache.credentials(for: identity("steady"))
-        #expect(Double(credentials.expiration) - WallClock.nowPrecise() > 0, "served expired credentials")
+        #expect(Double(credentials.expiration) - WallClock.system.nowPrecise() > 0, "served expired credentials")
         try await Task.sleep(for: .milliseconds(250))
       }
       let throttled = try await lab.stats().throttled
@@ -132,7 +132,7 @@ import Testing
       #expect(await eventually(timeout: .seconds(10)) {
         guard let credentials = try? await cache.credentials(for: identity("steady")) else { return false }
         return credentials.accessKeyID != first.accessKeyID
-          && Double(credentials.expiration) - WallClock.nowPrecise() >= 10 - 1
+          && Double(credentials.expiration) - WallClock.system.nowPrecise() >= 10 - 1
       })
     }
   }

@@ -10,6 +10,8 @@ that is not faulted is answered by moto itself. Controlled at runtime over HTTP 
   POST /_lab/faults?latency_ms=300&throttle_rate=1&error_rate=0&error_code=AccessDenied&reset_rate=0
         &deny_role=<substring>        AssumeRole faults (rates are 0..1; error_code with status)
         &throttle_next=2              throttle exactly the next 2 AssumeRole calls
+        &clock_offset=1800            AssumeRole answers as if it were 1800 s later (Expiration moved),
+                                      for tests that move kiam's clock (WallClock.manual)
   GET  /_lab/stats                    {"assume_role": {"<role arn>": n}, "max_concurrent": n, ...}
   POST /_lab/reset                    zero the counters (and faults)
   POST /_lab/setup-auth               create user kiam-node (sts:AssumeRole on *) and role kiam_server,
@@ -42,7 +44,7 @@ def reset():
     with lock:
         faults.clear()
         faults.update(latency_ms=0.0, throttle_rate=0.0, error_rate=0.0, error_code="InternalFailure", error_status=500,
-                      reset_rate=0.0, deny_role="", iam_info_status=200, throttle_next=0.0)
+                      reset_rate=0.0, deny_role="", iam_info_status=200, throttle_next=0.0, clock_offset=0.0)
         stats.clear()
         stats.update(assume_role={}, web_identity=0, caller_identity=0, concurrent=0, max_concurrent=0, throttled=0,
                      errors=0, resets=0, denied=0, requests=0)
@@ -130,10 +132,31 @@ class Lab:
                     stats["errors"] += 1
                 return xml_error(f["error_code"], f"lab injected {f['error_code']}", int(f["error_status"]))(
                     environ, start_response)
+            if f["clock_offset"]:
+                return self.shifted(environ, start_response, f["clock_offset"])
             return self.app(environ, start_response)
         finally:
             with lock:
                 stats["concurrent"] -= 1
+
+    def shifted(self, environ, start_response, offset):
+        """moto's answer with its Expiration `offset` seconds later."""
+        import datetime
+        import re
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+        body = b"".join(self.app(environ, capture)).decode()
+
+        def move(match):
+            text = match.group(1)
+            when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) + datetime.timedelta(seconds=offset)
+            return "<Expiration>" + when.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if text.endswith("Z") else "") + "</Expiration>"
+        body = re.sub(r"<Expiration>([^<]+)</Expiration>", move, body).encode()
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in captured["headers"]]
+        start_response(captured["status"], headers)
+        return [body]
 
     def control(self, request, path):
         if path == "/_lab/stats":

@@ -17,11 +17,17 @@ public struct AgentApplication: Sendable {
   private let configuration: AgentConfiguration
   private let logger: Logger
   private let metrics: KiamMetrics
+  private let clock: WallClock
 
-  public init(configuration: AgentConfiguration, logger: Logger, metrics: KiamMetrics = KiamMetrics()) {
+  /// - Parameter clock: What credentials' expiry and tokens' lifetimes are compared with (tests
+  ///   move a manual one).
+  public init(
+    configuration: AgentConfiguration, logger: Logger, metrics: KiamMetrics = KiamMetrics(), clock: WallClock = .system
+  ) {
     self.configuration = configuration
     self.logger = logger
     self.metrics = metrics
+    self.clock = clock
   }
 
   public func run() async throws {
@@ -58,7 +64,8 @@ public struct AgentApplication: Sendable {
     }
     let handler = MetadataHandler(
       settings: MetadataSettings(
-        allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2),
+        allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2,
+        clock: clock),
       cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream, work: work,
       metrics: AgentMetrics(metrics), metricsEndpoint: metricsEndpoint, logger: logger)
     let listener = HTTPServer(
@@ -70,7 +77,7 @@ public struct AgentApplication: Sendable {
     // for the listener before it is added), then the queued work and the server connections finish.
     var services: [any Service] = [
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
-      CredentialRefreshService(cache: cache, server: server, logger: logger),
+      CredentialRefreshService(cache: cache, server: server, logger: logger, clock: clock),
     ]
     if configuration.iptables {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)

@@ -18,9 +18,11 @@ struct CachedCredentials: Sendable {
   /// When the agent received them (Unix seconds) and their lifetime at that point.
   let receivedAt: Double
   let lifetime: Double
+  /// The server's `--min-credential-lifetime` (seconds), when it said.
+  let minimumLifetime: Double?
   var lastRefreshAttempt: Double
 
-  init(_ credentials: Kiam_Credentials, roleARN: String?, now: Double) {
+  init(_ credentials: Kiam_Credentials, roleARN: String?, minimumLifetime: Double? = nil, now: Double) {
     let expiration = RFC3339.parse(credentials.expiration) ?? Int64(now)
     let lastUpdated = credentials.lastUpdated.isEmpty ? RFC3339.format(epochSeconds: Int64(now)) : credentials.lastUpdated
     let account = roleARN.flatMap(Self.accountID)
@@ -32,17 +34,29 @@ struct CachedCredentials: Sendable {
     self.expiration = expiration
     receivedAt = now
     lifetime = max(0, Double(expiration) - now)
+    self.minimumLifetime = minimumLifetime
     lastRefreshAttempt = now
+  }
+
+  /// Credentials as the server issued them, with what it said about them.
+  init(_ issued: ServerCredentials, now: Double) {
+    self.init(issued.credentials, roleARN: issued.roleARN, minimumLifetime: issued.minimumLifetime, now: now)
   }
 
   func remaining(now: Double) -> Double { Double(expiration) - now }
 
-  /// Served without asking the server while this much validity is left (SDKs refresh credentials
-  /// with less than 15 minutes left themselves).
-  var serveFloor: Double { min(15 * 60, lifetime / 4) }
+  /// How long before the floor a background refresh starts: by then the server, which refreshes
+  /// `--session-refresh` (5 m) before the floor, holds the next credentials.
+  static let refreshLead: Double = 120
 
-  /// Refreshed in the background below this much validity.
-  var refreshBelow: Double { min(30 * 60, lifetime / 2) }
+  /// Served without asking the server while this much validity is left: the server's floor, the
+  /// same every served credential keeps (README), or with a server that does not say (Go kiam),
+  /// a quarter of the lifetime up to 15 minutes (SDKs refresh with less than that left).
+  var serveFloor: Double { minimumLifetime ?? min(15 * 60, lifetime / 4) }
+
+  /// Refreshed in the background below this much validity: before the floor, so warm requests
+  /// never reach it while a server answers.
+  var refreshBelow: Double { minimumLifetime.map { $0 + Self.refreshLead } ?? min(30 * 60, lifetime / 2) }
 
   /// The IMDS credentials document: `Code`, `LastUpdated`, `Type`, `AccessKeyId`,
   /// `SecretAccessKey`, `Token`, `Expiration` (`YYYY-MM-DDTHH:MM:SSZ` UTC), plus `AccountId` on

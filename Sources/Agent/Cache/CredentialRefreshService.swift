@@ -8,6 +8,7 @@ struct CredentialRefreshService: Service {
   let cache: PodCredentialCache
   let server: KiamServerClient
   let logger: Logger
+  var clock: WallClock = .system
   var interval: Duration = .seconds(1)
   var concurrency = 4
 
@@ -17,13 +18,17 @@ struct CredentialRefreshService: Service {
 
   private func loop() async throws {
     var sweeps = 0
+    // Every `interval`, or at once when a manual clock moves (tests).
+    let wake = WakeSignal()
+    clock.whenAdvanced { wake.signal() }
     do {
       while true {
-        try await Task.sleep(for: interval)
-        let due = cache.refreshCandidates(wallNow: WallClock.nowPrecise())
+        await wake.wait(timeout: interval)
+        try Task.checkCancellation()
+        let due = cache.refreshCandidates(wallNow: clock.nowPrecise())
         if !due.isEmpty { await refresh(due) }
         sweeps += 1
-        if sweeps % 60 == 0 { cache.evict(wallNow: WallClock.nowPrecise()) }
+        if sweeps % 60 == 0 { cache.evict(wallNow: clock.nowPrecise()) }
       }
     }
   }
@@ -37,7 +42,7 @@ struct CredentialRefreshService: Service {
           do {
             let issued = try await server.podCredentials(ip: ip, role: role, timeout: .seconds(5))
             cache.store(
-              ip: ip, role: role, credentials: CachedCredentials(issued.credentials, roleARN: issued.roleARN, now: WallClock.nowPrecise()),
+              ip: ip, role: role, credentials: CachedCredentials(issued, now: clock.nowPrecise()),
               podUID: issued.podUID)
           } catch let error as ServerCallError {
             if error.isPodNotFound { cache.forget(ip: ip) }

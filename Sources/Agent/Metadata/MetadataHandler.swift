@@ -60,7 +60,7 @@ struct MetadataHandler: HTTPRequestHandler {
       let (verified, kept) = request.connection.remembered
       let remembered = verified == nil ? nil : kept as? WarmMemo
       var memo = remembered
-      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), connectionPod: verified, memo: &memo) {
+      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: settings.clock.nowPrecise(), connectionPod: verified, memo: &memo) {
         if verified != warm.identity.connectionKey { request.connection.verified = warm.identity.connectionKey }
         if memo !== remembered { request.connection.memo = memo }
         return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
@@ -104,7 +104,7 @@ struct MetadataHandler: HTTPRequestHandler {
     else {
       return .error(.badRequest, "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600")
     }
-    var response = HTTPResponse.text(.ok, tokens.issue(ip: ip, ttl: ttl, now: WallClock.now()))
+    var response = HTTPResponse.text(.ok, tokens.issue(ip: ip, ttl: ttl, now: settings.clock.now()))
     response.headers.add(name: "X-aws-ec2-metadata-token-ttl-seconds", value: String(ttl))
     return response
   }
@@ -121,7 +121,7 @@ struct MetadataHandler: HTTPRequestHandler {
   ) -> HTTPResponse? {
     let reason: String
     if let token = request.headers.first(name: "X-aws-ec2-metadata-token") {
-      let check = tokens.check(token, ip: ip, now: WallClock.now())
+      let check = tokens.check(token, ip: ip, now: settings.clock.now())
       if check == .valid { return nil }
       reason = check.rawValue
     } else {
@@ -242,7 +242,7 @@ struct MetadataHandler: HTTPRequestHandler {
   private func coldCredentials(
     ip: String, role: String, extended: Bool, connection: HTTPConnectionContext, started: ContinuousClock.Instant
   ) async -> HTTPResponse {
-    let wallNow = WallClock.nowPrecise()
+    let wallNow = settings.clock.nowPrecise()
     func failure(_ error: ServerCallError) -> HTTPResponse {
       // Server unreachable: credentials still valid for this same pod are better than none.
       if error.isUnavailable, let cached = cache.outageCredentials(ip: ip, role: role, wallNow: wallNow) {
@@ -277,12 +277,12 @@ struct MetadataHandler: HTTPRequestHandler {
     }
     // The server has just confirmed the pod: credentials the agent holds for this same pod need
     // no second call (new connections from callers without a neighbour entry come here).
-    if let held = cache.heldCredentials(ip: ip, role: role, wallNow: WallClock.nowPrecise(), pod: identity.connectionKey) {
+    if let held = cache.heldCredentials(ip: ip, role: role, wallNow: settings.clock.nowPrecise(), pod: identity.connectionKey) {
       return credentialsResponse(held, extended: extended)
     }
     do {
       let issued = try await server.podCredentials(ip: ip, role: role, timeout: remaining(started))
-      let cached = CachedCredentials(issued.credentials, roleARN: issued.roleARN, now: WallClock.nowPrecise())
+      let cached = CachedCredentials(issued, now: settings.clock.nowPrecise())
       cache.store(ip: ip, role: role, credentials: cached, podUID: issued.podUID)
       return credentialsResponse(cached, extended: extended)
     } catch {

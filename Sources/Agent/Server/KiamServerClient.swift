@@ -32,6 +32,8 @@ struct ServerCredentials: Sendable {
   var podUID: String
   /// The resolved role ARN, when the server says (for `AccountId` on the extended path).
   var roleARN: String?
+  /// The server's `--min-credential-lifetime` in seconds, when it says (our server does).
+  var minimumLifetime: Double?
 }
 
 /// An error talking to the server, with Go kiam's text (`rpc error: code = … desc = …`).
@@ -72,7 +74,8 @@ struct KiamServerClient: Sendable {
       return try await client.getPodCredentials(request, metadata: metadata, options: options) { response in
         ServerCredentials(
           credentials: try response.message, podUID: response.metadata.first(PodMetadataKeys.uid) ?? "",
-          roleARN: response.metadata.first(PodMetadataKeys.roleARN))
+          roleARN: response.metadata.first(PodMetadataKeys.roleARN),
+          minimumLifetime: response.metadata.first(PodMetadataKeys.minimumLifetime).flatMap(Double.init))
       }
     }
   }

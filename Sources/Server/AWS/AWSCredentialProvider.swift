@@ -36,7 +36,7 @@ final class RefreshingCredentialProvider: AWSCredentialProvider {
   }
 
   func accessKey() async throws -> AWSAccessKey {
-    let now = WallClock.nowPrecise()
+    let now = WallClock.system.nowPrecise()
     enum Step {
       case use(AWSAccessKey)
       case fetch

@@ -108,7 +108,7 @@ public final class STSClient: Sendable {
       headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Host", hostHeader)],
       body: Array(body.utf8))
     if let key {
-      SigV4Signer(service: "sts", region: endpoint.signingRegion).sign(&signable, with: key, date: WallClock.now())
+      SigV4Signer(service: "sts", region: endpoint.signingRegion).sign(&signable, with: key, date: WallClock.system.now())
     }
     var request = HTTPClientRequest(url: endpoint.url + "/")
     request.method = .POST

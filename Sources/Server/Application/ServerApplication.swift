@@ -13,16 +13,20 @@ public struct ServerApplication: Sendable {
   private let logger: Logger
   private let metrics: KiamMetrics
   private let credentialsOverride: (any CredentialsProvider)?
+  private let clock: WallClock
 
-  /// - Parameter credentials: Replaces the STS-backed provider (tests only).
+  /// - Parameters:
+  ///   - credentials: Replaces the STS-backed provider (tests only).
+  ///   - clock: What credentials' expiry is compared with (tests move a manual one).
   public init(
     configuration: ServerConfiguration, logger: Logger, metrics: KiamMetrics = KiamMetrics(),
-    credentials: (any CredentialsProvider)? = nil
+    credentials: (any CredentialsProvider)? = nil, clock: WallClock = .system
   ) {
     self.configuration = configuration
     self.logger = logger
     self.metrics = metrics
     self.credentialsOverride = credentials
+    self.clock = clock
   }
 
   var cacheSettings: CredentialsCacheSettings {
@@ -88,7 +92,7 @@ public struct ServerApplication: Sendable {
       ?? "http://169.254.169.254"
     let instanceMetadata = InstanceMetadataClient(endpoint: metadataEndpoint, http: http)
     let assumer = DeferredRoleAssumer()
-    let cache = CredentialsCache(assumer: assumer, settings: cacheSettings, metrics: metrics, logger: logger)
+    let cache = CredentialsCache(assumer: assumer, settings: cacheSettings, metrics: metrics, logger: logger, clock: clock)
     let coordinator = PrefetchCoordinator(state: state, cache: cache)
     if credentialsOverride == nil {
       coordinator.attach()
@@ -104,7 +108,8 @@ public struct ServerApplication: Sendable {
     }
     let service = KiamGRPCService(
       state: state, credentials: credentials, events: events, identity: identity, metricsEndpoint: metricsEndpoint,
-      podWait: configuration.podWaitTimeout, defaultSession: configuration.session, logger: logger)
+      podWait: configuration.podWaitTimeout, minimumLifetime: configuration.minCredentialLifetime,
+      defaultSession: configuration.session, logger: logger)
     let transport = try KiamTransports.server(bind: configuration.bind, store: store, settings: configuration.grpc)
     let server = GRPCServer(
       transport: transport, services: [service], interceptors: [MetricsServerInterceptor(metrics: metrics)])

@@ -59,17 +59,26 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
 
   private let assumer: any RoleAssumer
   private let settings: CredentialsCacheSettings
+  /// What expiry and refresh times are compared with.
+  private let clock: WallClock
   private let logger: Logger
   private let metrics: KiamMetrics
   private let state: Mutex<State>
   private let wake = WakeSignal()
 
-  init(assumer: any RoleAssumer, settings: CredentialsCacheSettings, metrics: KiamMetrics, logger: Logger) {
+  init(
+    assumer: any RoleAssumer, settings: CredentialsCacheSettings, metrics: KiamMetrics, logger: Logger,
+    clock: WallClock = .system
+  ) {
     self.assumer = assumer
     self.settings = settings
     self.metrics = metrics
     self.logger = logger
+    self.clock = clock
     self.state = Mutex(State(tokens: Double(settings.burst), tokensAt: .now))
+    // A moved clock can make refreshes due: plan again.
+    let wake = self.wake
+    clock.whenAdvanced { wake.signal() }
   }
 
   // MARK: Asking
@@ -123,7 +132,7 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
 
   /// The answer for `identity` now; with `register`, a caller that has to wait is registered.
   private func decide(_ identity: RoleIdentity, in state: inout State, register: (UInt64, Waiter)?) -> Decision {
-    let now = WallClock.nowPrecise()
+    let now = clock.nowPrecise()
     var entry = state.entries[identity] ?? Entry()
     entry.lastUsed = now
     defer { state.entries[identity] = entry }
@@ -155,7 +164,7 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
     let needsFetch: Bool = state.withLock { state in
       var entry = state.entries[identity] ?? Entry()
       entry.users += 1
-      entry.lastUsed = WallClock.nowPrecise()
+      entry.lastUsed = clock.nowPrecise()
       let needs = entry.credentials == nil && !entry.fetching && entry.queued == nil
       if needs { entry.queued = .prefetch }
       state.entries[identity] = entry
@@ -169,7 +178,7 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
     let unused: Bool = state.withLock { state in
       guard var entry = state.entries[identity] else { return false }
       entry.users = max(0, entry.users - 1)
-      entry.lastUsed = WallClock.nowPrecise()
+      entry.lastUsed = clock.nowPrecise()
       state.entries[identity] = entry
       return entry.users == 0
     }
@@ -212,13 +221,13 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
 
   /// Picks the fetches to start now and how long to sleep before looking again.
   private func plan() -> ([Job], Duration?) {
-    let now = WallClock.nowPrecise()
+    let now = clock.nowPrecise()
     return state.withLock { state in
       // Refill the token bucket.
-      let clock = ContinuousClock.now
-      let elapsed = (clock - state.tokensAt).seconds
+      let instant = ContinuousClock.now
+      let elapsed = (instant - state.tokensAt).seconds
       state.tokens = min(Double(settings.burst), state.tokens + elapsed * settings.rateLimit)
-      state.tokensAt = clock
+      state.tokensAt = instant
       var candidates: [Job] = []
       var nextDue = Double.infinity
       var forget: [RoleIdentity] = []
@@ -273,13 +282,13 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
   }
 
   private func perform(_ job: Job) async {
-    let started = WallClock.nowPrecise()
+    let started = clock.nowPrecise()
     if job.priority == .refresh {
       stsMetric("refresh_lag", "seconds", "How late refreshes start after they are due")
         .recordNanoseconds(Int64(max(0, started - job.due) * 1e9))
     }
     metrics.stsAssumeRoleCurrent.increment()
-    let clock = ContinuousClock.now
+    let callStarted = ContinuousClock.now
     let result: Result<AWSCredentials, CredentialsError>
     do {
       result = .success(try await assumer.assume(job.identity))
@@ -289,14 +298,14 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
       result = .failure(CredentialsError(code: "InternalError", message: KiamError.describe(error), isTransient: true))
     }
     metrics.stsAssumeRoleCurrent.decrement()
-    metrics.stsAssumeRoleTiming.record(ContinuousClock.now - clock)
+    metrics.stsAssumeRoleTiming.record(ContinuousClock.now - callStarted)
     let outcome: String
     switch result {
     case .success: outcome = "success"
     case .failure(let error): outcome = error.isTransient ? (STSError.throttlingCodes.contains(error.code) ? "throttled" : "error") : "denied"
     }
     stsCounter("assumerole", "AssumeRole calls by outcome and reason", [("outcome", outcome), ("reason", "\(job.priority)")]).increment()
-    let now = WallClock.nowPrecise()
+    let now = clock.nowPrecise()
     let (waiters, answer): ([Waiter], Result<AWSCredentials, CredentialsError>) = state.withLock { state in
       state.inFlight -= 1
       guard var entry = state.entries[job.identity] else { return ([], result) }

@@ -30,7 +30,7 @@ struct STSRoleAssumer: RoleAssumer {
       return AWSCredentials(
         accessKeyID: result.key.accessKeyID, secretAccessKey: result.key.secretAccessKey,
         sessionToken: result.key.sessionToken ?? "", expiration: Int64(result.key.expiration ?? 0),
-        lastUpdated: WallClock.now())
+        lastUpdated: WallClock.system.now())
     } catch let error as STSError {
       throw error.credentialsError
     }

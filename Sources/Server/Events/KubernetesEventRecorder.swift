@@ -132,7 +132,7 @@ final class KubernetesEventRecorder: EventSink, Service, Sendable {
   }
 
   private static func unixNow() -> Int64 {
-    WallClock.now()
+    WallClock.system.now()
   }
 
   private static func randomSuffix() -> String {

@@ -41,6 +41,9 @@ public enum PodMetadataKeys {
   public static let name = "kiam-pod-name"
   /// The resolved ARN of the role whose credentials are returned (GetPodCredentials).
   public static let roleARN = "kiam-role-arn"
+  /// The server's `--min-credential-lifetime` in seconds (GetPodCredentials): agents refresh and
+  /// stop serving credentials at the same floor, so pods never get less.
+  public static let minimumLifetime = "kiam-min-credential-lifetime"
 }
 
 /// Response metadata our server adds to `GetHealth` (the message itself stays `ok`).
