@@ -358,7 +358,9 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
     let jitter = Double.random(in: 0...(settings.refreshMargin.seconds * 0.2))
     let due = Double(credentials.expiration) - lead - jitter
     // Credentials shorter than the lead (odd STS caps): refresh half-way instead of in a loop.
-    return max(due, now + (Double(credentials.expiration) - now) / 2)
+    // (Not a lower bound for the others: 1 h credentials with a 35 min lead are due after 25 min,
+    // half-way would be 30 min, right at the floor, and a slow STS call then serves below it.)
+    return due > now ? due : now + (Double(credentials.expiration) - now) / 2
   }
 
   private func backoff(for error: CredentialsError, failures: Int) -> Double {
