@@ -22,11 +22,13 @@ public final class E2ELab: @unchecked Sendable {
   private var pods: [String: (index: Int, ip: String)] = [:]
   private var nextIndex = 1
 
-  public init() throws {
+  /// - Parameter podInterfacePrefix: Names pods' veths on the node (`cali` for the seed's
+  ///   `--host-interface=cali+`); by default one of this lab's own.
+  public init(podInterfacePrefix: String? = nil) throws {
     let id = String(Int.random(in: 100...999))
     self.id = id
     node = "ke2e\(id)node"
-    podInterfacePrefix = "kp\(id)"
+    self.podInterfacePrefix = podInterfacePrefix ?? "kp\(id)"
     let octet = Int(id)! % 250 + 1
     hostSideIP = "10.198.\(octet).1"
     nodeSideIP = "10.198.\(octet).2"

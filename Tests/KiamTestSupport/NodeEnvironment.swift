@@ -29,9 +29,11 @@ public final class NodeEnvironment: @unchecked Sendable {
     return nil
   }
 
-  /// - Parameter authenticate: moto checks request signatures against an IAM user it creates.
-  public init(authenticate: Bool = true) async throws {
-    lab = try E2ELab()
+  /// - Parameters:
+  ///   - authenticate: moto checks request signatures against an IAM user it creates.
+  ///   - podInterfacePrefix: See ``E2ELab/init(podInterfacePrefix:)``.
+  public init(authenticate: Bool = true, podInterfacePrefix: String? = nil) async throws {
+    lab = try E2ELab(podInterfacePrefix: podInterfacePrefix)
     directory = try TemporaryDirectory(prefix: "kiam-node")
     do {
       sts = try await STSLab(namespace: lab.node, host: lab.nodeIP, port: 5000)
@@ -58,12 +60,19 @@ public final class NodeEnvironment: @unchecked Sendable {
     }
   }
 
-  /// Starts `kiam <arguments>` inside the node netns.
-  public func startInNode(_ arguments: [String], environment: [String: String] = [:]) throws -> KiamProcess {
+  /// Starts `kiam <arguments>` inside the node netns; with `hosts`, the process sees that file as
+  /// /etc/hosts (a private mount namespace), as a pod's resolver would resolve cluster names.
+  public func startInNode(_ arguments: [String], environment: [String: String] = [:], hosts: String? = nil) throws -> KiamProcess {
     let env = environment.map { "\($0.key)=\($0.value)" }
+    let command =
+      ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent"] + env
+      + [KiamProcess.binaryPath] + arguments
+    guard let hosts else {
+      return try KiamProcess(["netns", "exec", lab.node] + command, executable: "/usr/sbin/ip")
+    }
     return try KiamProcess(
-      ["netns", "exec", lab.node, "env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent"]
-        + env + [KiamProcess.binaryPath] + arguments,
+      ["netns", "exec", lab.node, "unshare", "-m", "sh", "-c",
+       "mount --bind \(Shell.quote(hosts)) /etc/hosts && exec \(command.map(Shell.quote).joined(separator: " "))"],
       executable: "/usr/sbin/ip")
   }
 
