@@ -11,17 +11,6 @@ import Testing
 /// gRPC over mutual TLS; STS from moto) share a manual clock that runs two and a half credential
 /// lifetimes, a minute at a time; the pod asks after every minute.
 @Suite(.serialized) struct CredentialFloorTests {
-  static let manifests = """
-    apiVersion: v1
-    kind: Namespace
-    metadata: {name: apps, annotations: {iam.amazonaws.com/permitted: ".*"}}
-    ---
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: local, namespace: apps, uid: uid-local, annotations: {iam.amazonaws.com/role: app-floor}}
-    status: {phase: Running, podIP: 127.0.0.1}
-    """
-
   @Test(.enabled(if: STSLab.isAvailable, "needs python3 with moto (scripts/install-test-deps.sh)"))
   func servedCredentialsKeepTheFloorThroughSeveralLifetimes() async throws {
     let lab = try await STSLab()
@@ -29,7 +18,9 @@ import Testing
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
-    _ = try dir.write("manifests/pods.yaml", Self.manifests)
+    try dir.writeManifests(
+      [TestNamespace(name: "apps", permitted: ".*")],
+      [TestPod(namespace: "apps", name: "local", uid: "uid-local", ip: "127.0.0.1", role: "app-floor")])
     let serverPort = try FreePort.next()
     let agentPort = try FreePort.next()
     let clock = ManualWallClock()

@@ -1,5 +1,4 @@
 import Foundation
-import KiamShared
 import KiamTestSupport
 import Testing
 
@@ -10,25 +9,6 @@ import Testing
   static let unavailableReason: String? =
     !STSLab.isAvailable ? "python3 with moto missing" : !PythonGRPCClient.isAvailable ? "python3 grpcio missing" : nil
 
-  static var manifests: String {
-    var text = ""
-    for (index, c) in PermittedCase.all.enumerated() {
-      text += """
-        ---
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: ns-\(index), annotations: {iam.amazonaws.com/permitted: \(JSON.quote(c.expression))}}
-        ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: pod-\(index), namespace: ns-\(index), uid: uid-\(index), annotations: {iam.amazonaws.com/role: \(JSON.quote(c.annotation))}}
-        status: {phase: Running, podIP: 10.0.2.\(index + 1)}
-
-        """
-    }
-    return text
-  }
-
   @Test(
     .enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"),
     arguments: [[], ["--disable-strict-namespace-regexp"], ["--permitted-regexp-mode=v3"]])
@@ -38,7 +18,10 @@ import Testing
     let pki = try TestPKIFixture.make(in: dir.path)
     let lab = try await STSLab()
     defer { lab.stop() }
-    _ = try dir.write("manifests/pods.yaml", Self.manifests)
+    let cases = PermittedCase.all.enumerated()
+    try dir.writeManifests(
+      cases.map { TestNamespace(name: "ns-\($0.offset)", permitted: $0.element.expression) },
+      cases.map { TestPod(namespace: "ns-\($0.offset)", name: "pod-\($0.offset)", ip: "10.0.2.\($0.offset + 1)", role: $0.element.annotation) })
     let port = try FreePort.next()
     let server = try KiamProcess(
       ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=\(PermittedCase.base)", "--pod-manifests=\(dir.path)/manifests",

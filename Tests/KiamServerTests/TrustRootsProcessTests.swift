@@ -14,17 +14,6 @@ import Testing
     return nil
   }()
 
-  static let manifests = """
-    apiVersion: v1
-    kind: Namespace
-    metadata: {name: apps, annotations: {iam.amazonaws.com/permitted: ".*"}}
-    ---
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: web, namespace: apps, uid: uid-web, annotations: {iam.amazonaws.com/role: app-web}}
-    status: {phase: Running, podIP: 10.0.0.1}
-    """
-
   @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
   func stsOverTLSTrustsTheRHELBundleMountedOnEtcSslCerts() async throws {
     let dir = try TemporaryDirectory()
@@ -41,7 +30,8 @@ import Testing
     try FileManager.default.createDirectory(atPath: extracted + "/directory-hash", withIntermediateDirectories: true)
     _ = try dir.write("ca-trust/extracted/pem/tls-ca-bundle.pem", "# sts test ca\n" + stsCA.pem)
     _ = try dir.write("ca-trust/extracted/pem/email-ca-bundle.pem", "")
-    _ = try dir.write("manifests/pods.yaml", Self.manifests)
+    try dir.writeManifests(
+      [TestNamespace(name: "apps", permitted: ".*")], [TestPod(namespace: "apps", name: "web", ip: "10.0.0.1", role: "app-web")])
     let port = try FreePort.next()
     let arguments =
       ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
