@@ -4,19 +4,9 @@ import Foundation
 /// third-party (Go kiam) agent's calls look to a server. One JSON object per call.
 public enum PythonGRPCClient {
   /// Whether python3 with grpcio and grpcio-tools is here; prints why not once.
-  public static let isAvailable: Bool = {
-    let probe = Process()
-    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    probe.arguments = ["python3", "-c", "import grpc, grpc_tools"]
-    probe.standardOutput = FileHandle.nullDevice
-    probe.standardError = FileHandle.nullDevice
-    guard (try? probe.run()) != nil else { return false }
-    probe.waitPolling()
-    if probe.terminationStatus != 0 {
-      print("note: python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
-    }
-    return probe.terminationStatus == 0
-  }()
+  public static let isAvailable = Python.canImport(
+    "grpc, grpc_tools",
+    otherwise: "python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
 
   /// Runs the client: `ADDRESS CA CERT KEY SERVER_NAME CALL...` (see the script).
   public static func run(_ arguments: [String]) throws -> [[String: Any]] {

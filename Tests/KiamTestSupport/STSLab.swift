@@ -10,19 +10,9 @@ public final class STSLab: Sendable {
   private let process: Process
 
   /// Whether python3 with moto is available; prints why not when it isn't.
-  public static let isAvailable: Bool = {
-    let probe = Process()
-    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    probe.arguments = ["python3", "-c", "import moto.moto_server.werkzeug_app, boto3"]
-    probe.standardOutput = FileHandle.nullDevice
-    probe.standardError = FileHandle.nullDevice
-    guard (try? probe.run()) != nil else { return false }
-    probe.waitPolling()
-    if probe.terminationStatus != 0 {
-      print("note: python3 with moto[server] and boto3 is missing (scripts/install-test-deps.sh installs it); skipping STS tests")
-    }
-    return probe.terminationStatus == 0
-  }()
+  public static let isAvailable = Python.canImport(
+    "moto.moto_server.werkzeug_app, boto3",
+    otherwise: "python3 with moto[server] and boto3 is missing (scripts/install-test-deps.sh installs it); skipping STS tests")
 
   public var endpoint: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 
