@@ -111,8 +111,8 @@ struct ServerCommand: AsyncParsableCommand {
     }
     config.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
     switch permittedRegexpMode ?? "v4" {
-    case "v4": config.permittedMatching = disableStrictNamespaceRegexp ? .anywhereInARN : .wholeARN
-    case "v3": config.permittedMatching = .anywhereInAnnotation
+    case "v4": config.permittedRegexpV3 = false
+    case "v3": config.permittedRegexpV3 = true
     default:
       throw KiamError.flag("permitted-regexp-mode", "invalid value \(JSON.quote(permittedRegexpMode ?? "")), want v4 or v3")
     }

@@ -48,9 +48,10 @@ import Testing
       var keys: [String] = []
       var least = Double.infinity
       for minute in 1...150 {
-        clock.advance(by: .seconds(60))
-        // STS answers on the same clock; the services moved by the clock settle.
+        // STS answers on the same clock (set first: the move wakes refreshes at once).
         try await lab.setFaults(["clock_offset": "\(minute * 60)"])
+        clock.advance(by: .seconds(60))
+        // The services the move woke settle.
         try await Task.sleep(for: .milliseconds(100))
         let answer = try HTTPExchange.send(port: agentPort, path: path)
         try #require(answer.status == 200, "minute \(minute): \(answer.status) \(answer.body)")

@@ -4,7 +4,7 @@ import Testing
 
 /// The same namespaces and pods under kiam v4's matching (the default), v4 with
 /// `--disable-strict-namespace-regexp`, and kiam v3's (`--permitted-regexp-mode=v3`): a real
-/// server process, STS from moto, and a grpcio client asking as a Go kiam agent would.
+/// server process, STS from moto, and a grpcio client asking for every pod's credentials.
 @Suite(.serialized) struct PermittedModeProcessTests {
   static let unavailableReason: String? =
     !STSLab.isAvailable ? "python3 with moto missing" : !PythonGRPCClient.isAvailable ? "python3 grpcio missing" : nil

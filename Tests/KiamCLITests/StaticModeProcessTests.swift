@@ -99,8 +99,9 @@ import Testing
     #expect(Set(answers).isSubset(of: ["UNKNOWN: pod not found", "DEADLINE_EXCEEDED: Deadline Exceeded"]), "\(answers)")
     let attempts = results[3]["attempts"] as? Int ?? 0
     let elapsed = results[3]["elapsed_ms"] as? Int ?? 0
-    #expect(attempts >= 5 && attempts <= 17, "\(attempts) attempts")
-    #expect(elapsed >= 3500 && elapsed <= 5600, "\(elapsed) ms")
+    // Bounds loose enough for a busy machine: retried for most of the 5 s, never past them by much.
+    #expect(attempts >= 3 && attempts <= 17, "\(attempts) attempts")
+    #expect(elapsed >= 3500 && elapsed <= 7000, "\(elapsed) ms")
   }
 
   @Test func manifestsAreReReadAndBrokenFilesKeepThePreviousContent() async throws {

@@ -51,6 +51,7 @@ import Testing
       }
       // No token was refused or even failed its check.
       let metrics = try env.lab.run(onNode: "curl -s http://127.0.0.1:9620/metrics").output
+      #expect(metrics.contains("# TYPE kiam_metadata_responses_total"), "\(metrics.prefix(200))")
       #expect(!metrics.contains("code=\"401\""), "\(metrics.split(separator: "\n").filter { $0.contains("401") })")
       #expect(!metrics.contains("kiam_agent_imds_token_rejected_total{"))
     }

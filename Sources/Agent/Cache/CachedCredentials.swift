@@ -18,11 +18,15 @@ struct CachedCredentials: Sendable {
   /// When the agent received them (Unix seconds) and their lifetime at that point.
   let receivedAt: Double
   let lifetime: Double
-  /// The server's `--min-credential-lifetime` (seconds), when it said.
+  /// The server's `--min-credential-lifetime` and `--session-refresh` (seconds), when it said.
   let minimumLifetime: Double?
+  let refreshMargin: Double?
   var lastRefreshAttempt: Double
 
-  init(_ credentials: Kiam_Credentials, roleARN: String?, minimumLifetime: Double? = nil, now: Double) {
+  init(
+    _ credentials: Kiam_Credentials, roleARN: String?, minimumLifetime: Double? = nil, refreshMargin: Double? = nil,
+    now: Double
+  ) {
     let expiration = RFC3339.parse(credentials.expiration) ?? Int64(now)
     let lastUpdated = credentials.lastUpdated.isEmpty ? RFC3339.format(epochSeconds: Int64(now)) : credentials.lastUpdated
     let account = roleARN.flatMap(Self.accountID)
@@ -35,19 +39,18 @@ struct CachedCredentials: Sendable {
     receivedAt = now
     lifetime = max(0, Double(expiration) - now)
     self.minimumLifetime = minimumLifetime
+    self.refreshMargin = refreshMargin
     lastRefreshAttempt = now
   }
 
   /// Credentials as the server issued them, with what it said about them.
   init(_ issued: ServerCredentials, now: Double) {
-    self.init(issued.credentials, roleARN: issued.roleARN, minimumLifetime: issued.minimumLifetime, now: now)
+    self.init(
+      issued.credentials, roleARN: issued.roleARN, minimumLifetime: issued.minimumLifetime,
+      refreshMargin: issued.refreshMargin, now: now)
   }
 
   func remaining(now: Double) -> Double { Double(expiration) - now }
-
-  /// How long before the floor a background refresh starts: by then the server, which refreshes
-  /// `--session-refresh` (5 m) before the floor, holds the next credentials.
-  static let refreshLead: Double = 120
 
   /// Served without asking the server while this much validity is left: the server's floor, the
   /// same every served credential keeps (README), or with a server that does not say (Go kiam),
@@ -55,8 +58,12 @@ struct CachedCredentials: Sendable {
   var serveFloor: Double { minimumLifetime ?? min(15 * 60, lifetime / 4) }
 
   /// Refreshed in the background below this much validity: before the floor, so warm requests
-  /// never reach it while a server answers.
-  var refreshBelow: Double { minimumLifetime.map { $0 + Self.refreshLead } ?? min(30 * 60, lifetime / 2) }
+  /// never reach it while a server answers, and half the server's margin after the server itself
+  /// refreshed (`--session-refresh`, 5 m, before the floor), so the answer is the next credentials.
+  var refreshBelow: Double {
+    guard let minimumLifetime else { return min(30 * 60, lifetime / 2) }
+    return minimumLifetime + (refreshMargin ?? 0) / 2
+  }
 
   /// The IMDS credentials document: `Code`, `LastUpdated`, `Type`, `AccessKeyId`,
   /// `SecretAccessKey`, `Token`, `Expiration` (`YYYY-MM-DDTHH:MM:SSZ` UTC), plus `AccountId` on

@@ -55,9 +55,9 @@ final class IMDSv2Tokens: Sendable {
 
   /// The keys in use, after following a rotation of the TLS files.
   private func current(now: Int64) -> (key: SymmetricKey, previous: SymmetricKey?) {
-    let material = store?.material
-    return keys.withLock { keys in
-      if let material, let source = keys.source, source != material.fingerprint {
+    keys.withLock { keys in
+      // Read under this lock: a caller holding older material must not rotate back to it.
+      if let material = store?.material, let source = keys.source, source != material.fingerprint {
         let next = Self.derive(keyPEM: material.keyPEM, host: host)
         keys.source = material.fingerprint
         if next != keys.current {

@@ -327,8 +327,10 @@ struct MetadataHandler: HTTPRequestHandler {
     } catch {
       return .error(.internalServerError, "couldn't read metadata response: \(KiamError.describe(error))")
     }
-    var response = HTTPResponse.text(.ok, ([instanceID] + warnings.map { "warning: \($0)" }).joined(separator: "\n"))
-    for warning in warnings { response.headers.add(name: "X-Kiam-Warning", value: warning) }
+    // One line each, whatever the server sent.
+    let lines = warnings.map { String($0.map { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true ? " " : $0 }) }
+    var response = HTTPResponse.text(.ok, ([instanceID] + lines.map { "warning: \($0)" }).joined(separator: "\n"))
+    for line in lines { response.headers.add(name: "X-Kiam-Warning", value: line) }
     return response
   }
 

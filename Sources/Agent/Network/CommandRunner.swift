@@ -31,11 +31,13 @@ enum CommandRunner {
 
   /// Runs `executable` with `arguments` (standard input from /dev/null) and returns its exit status
   /// (128 + the signal if a signal ended it) and output. Throws when it cannot be started.
-  static func run(_ executable: String, _ arguments: [String]) async throws -> Output {
-    try await NIOThreadPool.singleton.runIfActive { try spawnAndWait(executable, arguments) }
+  /// - Parameter timeout: The program is killed (SIGKILL, status 137) when it runs longer (some
+  ///   iptables-nft versions hang; kube-proxy's iptables-wrapper bounds them too).
+  static func run(_ executable: String, _ arguments: [String], timeout: Duration? = nil) async throws -> Output {
+    try await NIOThreadPool.singleton.runIfActive { try spawnAndWait(executable, arguments, timeout: timeout) }
   }
 
-  private static func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> Output {
+  private static func spawnAndWait(_ executable: String, _ arguments: [String], timeout: Duration?) throws -> Output {
     var outPipe: [Int32] = [-1, -1]
     var errPipe: [Int32] = [-1, -1]
     guard pipe(&outPipe) == 0 else { throw failure("pipe", errno) }
@@ -77,7 +79,8 @@ enum CommandRunner {
       close(errPipe[0])
       throw failure("cannot run \(executable)", spawned)
     }
-    let (standardOutput, standardError) = readBoth(outPipe[0], errPipe[0])
+    let deadline = timeout.map { ContinuousClock.now + $0 }
+    let (standardOutput, standardError) = readBoth(outPipe[0], errPipe[0], until: deadline) { kill(pid, SIGKILL) }
     close(outPipe[0])
     close(errPipe[0])
     var status: Int32 = 0
@@ -93,16 +96,32 @@ enum CommandRunner {
   }
 
   /// Reads both pipes to their end, whichever has data (neither can fill up and stall the child).
-  private static func readBoth(_ out: Int32, _ err: Int32) -> ([UInt8], [UInt8]) {
+  /// Past `deadline`, `expire` is called once (it kills the child, which closes the pipes).
+  private static func readBoth(
+    _ out: Int32, _ err: Int32, until deadline: ContinuousClock.Instant?, expire: () -> Void
+  ) -> ([UInt8], [UInt8]) {
     var collected: [[UInt8]] = [[], []]
     var descriptors = [pollfd(fd: out, events: Int16(POLLIN), revents: 0), pollfd(fd: err, events: Int16(POLLIN), revents: 0)]
     var buffer = [UInt8](repeating: 0, count: 16 * 1024)
     var open = 2
+    var expired = false
     while open > 0 {
-      guard poll(&descriptors, 2, -1) >= 0 else {
+      var wait: Int32 = -1
+      if let deadline, !expired {
+        let left = ContinuousClock.now.duration(to: deadline)
+        if left <= .zero {
+          expire()
+          expired = true
+        } else {
+          wait = Int32(min(left.seconds * 1000 + 1, 60_000))
+        }
+      }
+      let ready = poll(&descriptors, 2, wait)
+      guard ready >= 0 else {
         if errno == EINTR { continue }
         break
       }
+      if ready == 0 { continue }
       for index in 0..<2 where descriptors[index].fd >= 0 && descriptors[index].revents != 0 {
         let count = buffer.withUnsafeMutableBytes { read(descriptors[index].fd, $0.baseAddress, $0.count) }
         if count > 0 {

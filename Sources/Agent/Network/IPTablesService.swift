@@ -66,7 +66,9 @@ struct IPTablesService: Service {
       decision =
         installed
         ? await IPTablesBackend.detect(find: { CommandRunner.find($0) }) { path in
-          guard let output = try? await CommandRunner.run(path, []), output.status == 0 else { return nil }
+          guard let output = try? await CommandRunner.run(path, [], timeout: .seconds(5)), output.status == 0 else {
+            return nil
+          }
           return output.standardOutput
         } : nil
     }
@@ -84,12 +86,29 @@ struct IPTablesService: Service {
       logger.info(
         "iptables backend: \(decision.backend.rawValue)",
         metadata: ["reason": "\(decision.reason)", "programs": "\(binaries.values.sorted().joined(separator: ", "))"])
+      await removeFromOtherBackends(than: decision.backend)
     } else {
       logger.info(
         "iptables backend: whichever iptables is (neither iptables-nft nor iptables-legacy is installed)",
         metadata: ["programs": "\(binaries.values.sorted().joined(separator: ", "))"])
     }
     return binaries
+  }
+
+  /// Deletes our rule from the backends not chosen: an agent of an earlier version (or before
+  /// the node's rules moved) may have left it there with `--no-iptables-remove`.
+  private func removeFromOtherBackends(than chosen: IPTablesBackend) async {
+    for other in IPTablesBackend.allCases where other != chosen {
+      for rule in rules {
+        guard let path = CommandRunner.find(other.binary(rule.family)),
+          let check = try? await CommandRunner.run(path, rule.checkArguments, timeout: .seconds(5)), check.status == 0
+        else { continue }
+        let deleted = try? await CommandRunner.run(path, rule.deleteArguments, timeout: .seconds(5))
+        logger.warning(
+          "removed the agent's rule from the \(other.rawValue) tables (the node's rules are in \(chosen.rawValue))",
+          metadata: ["status": "\(deleted?.status ?? -1)"])
+      }
+    }
   }
 
   private func ensure(_ rule: IPTablesRule, binary: String, initial: Bool) async throws {

@@ -32,8 +32,10 @@ struct ServerCredentials: Sendable {
   var podUID: String
   /// The resolved role ARN, when the server says (for `AccountId` on the extended path).
   var roleARN: String?
-  /// The server's `--min-credential-lifetime` in seconds, when it says (our server does).
+  /// The server's `--min-credential-lifetime` and `--session-refresh` in seconds, when it says
+  /// (our server does).
   var minimumLifetime: Double?
+  var refreshMargin: Double?
 }
 
 /// An error talking to the server, with Go kiam's text (`rpc error: code = … desc = …`).
@@ -75,7 +77,8 @@ struct KiamServerClient: Sendable {
         ServerCredentials(
           credentials: try response.message, podUID: response.metadata.first(PodMetadataKeys.uid) ?? "",
           roleARN: response.metadata.first(PodMetadataKeys.roleARN),
-          minimumLifetime: response.metadata.first(PodMetadataKeys.minimumLifetime).flatMap(Double.init))
+          minimumLifetime: response.metadata.first(PodMetadataKeys.minimumLifetime).flatMap(Double.init),
+          refreshMargin: response.metadata.first(PodMetadataKeys.refreshMargin).flatMap(Double.init))
       }
     }
   }
@@ -84,7 +87,7 @@ struct KiamServerClient: Sendable {
   func health(timeout: Duration) async throws(ServerCallError) -> (message: String, warnings: [String]) {
     try await call("GetHealth", timeout: timeout) { options, metadata in
       try await client.getHealth(Kiam_GetHealthRequest(), metadata: metadata, options: options) { response in
-        (try response.message.message, Array(response.metadata[stringValues: HealthMetadataKeys.warning]))
+        (try response.message.message, HealthMetadataKeys.warnings(in: response.metadata))
       }
     }
   }

@@ -109,6 +109,7 @@ public struct ServerApplication: Sendable {
     let service = KiamGRPCService(
       state: state, credentials: credentials, events: events, identity: identity, metricsEndpoint: metricsEndpoint,
       podWait: configuration.podWaitTimeout, minimumLifetime: configuration.minCredentialLifetime,
+      refreshMargin: configuration.sessionRefresh,
       defaultSession: configuration.session, logger: logger)
     let transport = try KiamTransports.server(bind: configuration.bind, store: store, settings: configuration.grpc)
     let server = GRPCServer(

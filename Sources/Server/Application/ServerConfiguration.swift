@@ -37,9 +37,13 @@ public struct ServerConfiguration: Sendable {
   public var roleBaseARNAutodetect: Bool
   /// `--disable-strict-namespace-regexp`: match `iam.amazonaws.com/permitted` unanchored.
   public var disableStrictNamespaceRegexp: Bool
-  /// How `iam.amazonaws.com/permitted` is matched: `--permitted-regexp-mode` (v4 or v3) with
-  /// `--disable-strict-namespace-regexp`.
-  public var permittedMatching: PermittedMatching
+  /// `--permitted-regexp-mode=v3`: match `iam.amazonaws.com/permitted` as kiam v3 did.
+  public var permittedRegexpV3: Bool
+
+  /// How `iam.amazonaws.com/permitted` is matched, from the two flags above.
+  public var permittedMatching: PermittedMatching {
+    permittedRegexpV3 ? .anywhereInAnnotation : disableStrictNamespaceRegexp ? .anywhereInARN : .wholeARN
+  }
 
   // MARK: STS
   /// `--session` (default `kiam`): session name suffix when a pod sets none.
@@ -84,7 +88,7 @@ public struct ServerConfiguration: Sendable {
     roleBaseARN: String? = nil,
     roleBaseARNAutodetect: Bool = false,
     disableStrictNamespaceRegexp: Bool = false,
-    permittedMatching: PermittedMatching? = nil,
+    permittedRegexpV3: Bool = false,
     session: String = "kiam",
     sessionDuration: Duration = .seconds(60 * 60),
     sessionRefresh: Duration = .seconds(5 * 60),
@@ -110,7 +114,7 @@ public struct ServerConfiguration: Sendable {
     self.roleBaseARN = roleBaseARN
     self.roleBaseARNAutodetect = roleBaseARNAutodetect
     self.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
-    self.permittedMatching = permittedMatching ?? (disableStrictNamespaceRegexp ? .anywhereInARN : .wholeARN)
+    self.permittedRegexpV3 = permittedRegexpV3
     self.session = session
     self.sessionDuration = sessionDuration
     self.sessionRefresh = sessionRefresh

@@ -16,8 +16,10 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
   /// Set with `--prometheus-listen-addr`: its trouble is reported by `GetHealth`.
   let metricsEndpoint: MetricsEndpoint?
   let podWait: Duration
-  /// `--min-credential-lifetime`, told to agents with every credentials answer.
+  /// `--min-credential-lifetime` and `--session-refresh`, told to agents with every credentials
+  /// answer.
   let minimumLifetime: Duration
+  let refreshMargin: Duration
   let defaultSession: String
   let logger: Logger
 
@@ -93,6 +95,7 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
       var metadata = Self.podMetadata(pod)
       metadata.addString(identity.role.arn, forKey: PodMetadataKeys.roleARN)
       metadata.addString("\(Int64(minimumLifetime.seconds))", forKey: PodMetadataKeys.minimumLifetime)
+      metadata.addString("\(Int64(refreshMargin.seconds))", forKey: PodMetadataKeys.refreshMargin)
       return ServerResponse(message: message, metadata: metadata)
     } catch {
       let text = (error as? CredentialsError)?.description ?? KiamError.describe(error)

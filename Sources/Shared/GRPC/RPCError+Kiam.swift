@@ -44,10 +44,18 @@ public enum PodMetadataKeys {
   /// The server's `--min-credential-lifetime` in seconds (GetPodCredentials): agents refresh and
   /// stop serving credentials at the same floor, so pods never get less.
   public static let minimumLifetime = "kiam-min-credential-lifetime"
+  /// The server's `--session-refresh` in seconds (GetPodCredentials): the server refreshes this
+  /// long before the floor, so agents ask for the next credentials in between.
+  public static let refreshMargin = "kiam-credential-refresh-margin"
 }
 
 /// Response metadata our server adds to `GetHealth` (the message itself stays `ok`).
 public enum HealthMetadataKeys {
   /// Something degraded that does not stop the server from answering (one value per problem).
   public static let warning = "kiam-warning"
+
+  /// The warnings in a `GetHealth` answer's metadata.
+  public static func warnings(in metadata: Metadata) -> [String] {
+    Array(metadata[stringValues: warning])
+  }
 }

@@ -36,7 +36,7 @@ public enum HealthProbe {
       options.waitForReady = !connected
       do {
         let (message, warnings) = try await client.getHealth(Kiam_GetHealthRequest(), options: options) { response in
-          (try response.message.message, Array(response.metadata[stringValues: HealthMetadataKeys.warning]))
+          (try response.message.message, HealthMetadataKeys.warnings(in: response.metadata))
         }
         if message == "ok" {
           // Healthy (the probe passes), but say what the server reports as degraded.
