@@ -23,6 +23,19 @@ import Testing
     #expect(output.standardError.utf8.count == 300_000)
   }
 
+  /// A program that hangs (some iptables-nft versions do) is killed at the deadline; what it wrote
+  /// before is kept, and one that finishes in time is not touched.
+  @Test func aHangingProgramIsKilledAtItsDeadline() async throws {
+    let clock = ContinuousClock()
+    let started = clock.now
+    let hung = try await CommandRunner.run("/bin/sh", ["-c", "echo started; exec sleep 30"], timeout: .milliseconds(300))
+    #expect(hung.status == 128 + 9)
+    #expect(hung.standardOutput == "started\n")
+    #expect(clock.now - started < .seconds(5))
+    let quick = try await CommandRunner.run("/bin/sh", ["-c", "echo done"], timeout: .seconds(5))
+    #expect(quick.status == 0 && quick.standardOutput == "done\n")
+  }
+
   @Test func signalsAndFailuresToStart() async throws {
     let killed = try await CommandRunner.run("/bin/sh", ["-c", "kill -9 $$"])
     #expect(killed.status == 128 + 9)
