@@ -11,13 +11,13 @@ public enum CanonicalIP {
     if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
     if let percent = host.firstIndex(of: "%") { host = host[..<percent] }
     let candidate = String(host)
-    var v4 = in_addr()
-    if inet_pton(AF_INET, candidate, &v4) == 1 {
-      return isCanonicalIPv4(candidate) ? candidate : render(AF_INET, &v4, size: INET_ADDRSTRLEN)
+    // Plain bytes rather than in_addr/in6_addr (see IPAddressText).
+    var address = [UInt8](repeating: 0, count: 16)
+    if inet_pton(AF_INET, candidate, &address) == 1 {
+      return isCanonicalIPv4(candidate) ? candidate : render(AF_INET, &address, size: INET_ADDRSTRLEN)
     }
-    var v6 = in6_addr()
-    if inet_pton(AF_INET6, candidate, &v6) == 1 {
-      let rendered = render(AF_INET6, &v6, size: INET6_ADDRSTRLEN)
+    if inet_pton(AF_INET6, candidate, &address) == 1 {
+      let rendered = render(AF_INET6, &address, size: INET6_ADDRSTRLEN)
       // IPv4-mapped (a dual-stack listener sees IPv4 callers as ::ffff:10.0.0.1).
       if rendered.hasPrefix("::ffff:"), !rendered.dropFirst(7).contains(":") {
         return String(rendered.dropFirst(7))
@@ -32,7 +32,7 @@ public enum CanonicalIP {
     true
   }
 
-  private static func render<T>(_ family: Int32, _ address: inout T, size: Int32) -> String {
+  private static func render(_ family: Int32, _ address: inout [UInt8], size: Int32) -> String {
     var buffer = [CChar](repeating: 0, count: Int(size))
     inet_ntop(family, &address, &buffer, socklen_t(size))
     return String(cString: buffer)

@@ -8,8 +8,9 @@ public enum IPAddressText {
   public static func isIPAddress(_ text: String) -> Bool {
     var host = text
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    var v4 = in_addr()
-    var v6 = in6_addr()
-    return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    // Plain bytes rather than in_addr/in6_addr: which clang module owns their initialisers
+    // depends on the build order (a clean build failed on it, MemberImportVisibility).
+    var address = [UInt8](repeating: 0, count: 16)
+    return inet_pton(AF_INET, host, &address) == 1 || inet_pton(AF_INET6, host, &address) == 1
   }
 }
