@@ -8,7 +8,7 @@ CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
 
-.PHONY: help build release link-order test e2e demo bench protos check-protos certs secrets manifests image-check clean deps
+.PHONY: help build release link-order test e2e demo bench protos check-protos certs secrets manifests image-check clean deps build-deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
@@ -26,11 +26,11 @@ help:
 	@echo "image-check   run the static release binary in a root filesystem without any Swift runtime"
 	@echo "clean         remove build output and dev certificates"
 
-build:
+build: build-deps
 	$(SWIFT) build $(BUILD_FLAGS)
 
 # Every function in a section of its own, laid out by scripts/link-order/kiam.order (see the script).
-release:
+release: build-deps
 	SWIFT=$(SWIFT) scripts/build-release.sh $(BUILD_FLAGS)
 
 link-order:
@@ -64,6 +64,10 @@ bench: deps release
 
 deps:
 	@scripts/install-test-deps.sh
+
+# The Swift toolchain and libre2-dev (installed when root).
+build-deps:
+	@SWIFT=$(SWIFT) scripts/install-build-deps.sh
 
 # --- protocol buffers ------------------------------------------------------------------------
 # The plugins are built from the same package versions as the runtime (see Tools/protoc-plugins).

@@ -39,10 +39,17 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
   ],
   targets: [
+    // RE2 (Debian's libre2-dev) behind a small C interface: Go's regexp syntax, linear-time matching.
+    .target(
+      name: "CRE2",
+      path: "Sources/CRE2",
+      linkerSettings: [.linkedLibrary("re2")]
+    ),
     // Code shared by every process: wire protocol, TLS, logging, metrics, configuration helpers.
     .target(
       name: "KiamShared",
       dependencies: [
+        "CRE2",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -188,5 +195,6 @@ let package = Package(
       path: "Tests/KiamCLITests",
       swiftSettings: testSwiftSettings
     ),
-  ]
+  ],
+  cxxLanguageStandard: .cxx17
 )

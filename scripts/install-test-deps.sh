@@ -4,6 +4,7 @@
 # reports what is missing (tests that need those tools then skip with a printed reason).
 set -euo pipefail
 
+"$(dirname "$0")/install-build-deps.sh"
 apt_packages=()
 need() { command -v "$1" >/dev/null 2>&1 || apt_packages+=("$2"); }
 need openssl openssl

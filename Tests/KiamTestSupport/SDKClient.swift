@@ -131,7 +131,7 @@ public final class SDKClient: @unchecked Sendable {
 
   // MARK: Building
 
-  static func which(_ name: String) -> String? {
+  public static func which(_ name: String) -> String? {
     let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
     for directory in path + ["/usr/local/bin", "/usr/bin", "/bin", "/usr/lib/go/bin"]
     where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
@@ -145,9 +145,13 @@ public final class SDKClient: @unchecked Sendable {
   /// Builds a Go client from Debian's packages (GOPATH mode, nothing downloaded) unless the
   /// binary is newer than its source; returns the binary's path.
   static func buildGo(_ kind: Kind) throws -> String {
+    try buildGo(source: "\(KiamProcess.packageRoot)/scripts/test/sdk/\(kind.rawValue)/main.go", name: kind.rawValue)
+  }
+
+  /// Builds the Go program `source` as `.build/sdk-clients/<name>` (see ``buildGo(_:)``).
+  public static func buildGo(source: String, name: String) throws -> String {
     let root = KiamProcess.packageRoot
-    let source = "\(root)/scripts/test/sdk/\(kind.rawValue)/main.go"
-    let output = "\(root)/.build/sdk-clients/\(kind.rawValue)"
+    let output = "\(root)/.build/sdk-clients/\(name)"
     return try buildLock.withLock { _ in
       let manager = FileManager.default
       if let built = try? manager.attributesOfItem(atPath: output)[.modificationDate] as? Date,
@@ -159,7 +163,7 @@ public final class SDKClient: @unchecked Sendable {
       let result = try Shell.run(
         "mkdir -p \(root)/.build/sdk-clients && cd \(root)/.build/sdk-clients && env GOPATH=\(Kind.gopath) GO111MODULE=off "
           + "GOFLAGS= GOPROXY=off GOCACHE=\(root)/.build/sdk-clients/go-cache \(go) build -o \(output) \(source) 2>&1")
-      guard result.status == 0 else { throw TestSupportError("building \(kind) failed: \(result.output)") }
+      guard result.status == 0 else { throw TestSupportError("building \(name) failed: \(result.output)") }
       return output
     }
   }
