@@ -151,6 +151,23 @@ import Testing
     #expect(explanation.contains("error parsing regexp"))
   }
 
+  /// An expression that does not parse on its own denies in every mode: wrapping it as text used
+  /// to turn `…:role/team-a)|(.*` into `^(?:…:role/team-a)|(.*)$`, which allowed every role.
+  @Test(arguments: [PermittedMatching.wholeARN, .anywhereInARN, .anywhereInAnnotation])
+  func aMalformedExpressionDeniesEveryRole(_ matching: PermittedMatching) throws {
+    let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::123456789012:role/"))
+    let expression = "arn:aws:iam::123456789012:role/team-a)|(.*"
+    let namespace = NamespaceRecord(name: "red", permitted: expression, matching: matching)
+    for role in ["cluster-admin", "team-a", "arn:aws:iam::999999999999:role/anything"] {
+      let decision = try policy.evaluate(pod: pod(role: role), requestedRole: role, namespace: namespace)
+      #expect(
+        decision
+          == .forbidden(
+            explanation: "namespace policy expression '\(expression)' is invalid: error parsing regexp: unexpected ): `\(expression)`"),
+        "\(role): \(decision)")
+    }
+  }
+
   @Test func missingPodAnnotationIsAnErrorNotADenial() {
     let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::1:role/"))
     #expect(throws: KiamError.self) { try policy.evaluate(pod: pod(role: ""), requestedRole: "a", namespace: namespace(".*")) }

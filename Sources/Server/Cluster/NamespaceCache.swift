@@ -15,6 +15,11 @@ public enum PermittedMatching: Sendable, Equatable {
   func subject(role: ResolvedRole, annotation: String) -> String {
     self == .anywhereInAnnotation ? annotation : role.arn
   }
+
+  /// Whether `expression` allows `subject` in this mode.
+  func allows(_ expression: GoRegexp, _ subject: String) -> Bool {
+    self == .wholeARN ? expression.matchesWhole(subject) : expression.matches(subject)
+  }
 }
 
 /// What the server keeps of a namespace: its `iam.amazonaws.com/permitted` expression, compiled
@@ -33,7 +38,10 @@ public struct NamespaceRecord: Sendable {
     self.permitted = permitted
     self.matching = matching
     if let permitted, !permitted.isEmpty {
-      compiled = Result { try GoRegexp(matching == .wholeARN ? "^(?:\(permitted))$" : permitted) }
+      // The expression is parsed on its own; strict matching anchors the parsed expression
+      // (``GoRegexp/matchesWhole(_:)``), never its text: wrapped as text, `…:role/a)|(.*`
+      // compiled to `^(?:…:role/a)|(.*)$` and allowed every role.
+      compiled = Result { try GoRegexp(permitted) }
         .mapError { $0 as? KiamError ?? KiamError(code: .invalidInput, message: "\($0)") }
     } else {
       compiled = nil

@@ -37,7 +37,7 @@ public struct AssumeRolePolicy: Sendable {
       return .forbidden(explanation: "namespace policy expression '\(expression)' is invalid: \(error.message)")
     case .success(let regexp):
       let subject = namespace.matching.subject(role: role, annotation: annotation)
-      if regexp.matches(subject) { return .allowed(role) }
+      if namespace.matching.allows(regexp, subject) { return .allowed(role) }
       return .forbidden(explanation: "namespace policy expression '\(expression)' forbids role '\(subject)'")
     }
   }
