@@ -4,7 +4,7 @@
 Usage: kiam_grpc_client.py [--go-agent] ADDRESS CA CERT KEY SERVER_NAME CALL...
   CALL is  health  |  role:IP  |  creds:IP:ROLE
 Prints one JSON object per call: {"call":..., "ok": true, ...} or {"call":..., "ok": false,
-"code": "UNKNOWN", "details": "..."}. Stubs are generated into a temporary directory with
+"code": "UNKNOWN", "details": "..."}, with the call's "elapsed_ms". Stubs are generated into a temporary directory with
 grpc_tools (pip install grpcio grpcio-tools).
 
 --go-agent makes the calls as Go kiam v3.4/v4's agent does (pkg/server/gateway_builder.go,
@@ -88,8 +88,10 @@ for call in args[5:]:
     if go_agent:
         result.update(as_go_agent(parts))
     else:
+        started = time.monotonic()
         try:
             result.update(ok=True, **rpc(parts, 5))
         except grpc.RpcError as error:
             result.update(ok=False, code=error.code().name, details=error.details())
+        result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
     print(json.dumps(result), flush=True)
