@@ -37,6 +37,10 @@ struct AgentCommand: AsyncParsableCommand {
   var iptablesBackend: String?
   @Option(name: .customLong("iptables-check-interval"), help: "How often the iptables rule is checked and restored (default: 30s).")
   var iptablesCheckInterval: String?
+  @Option(name: .customLong("max-connections-per-ip"), help: "Connections one pod address may hold open (default: 64; at the cap its longest-idle connection makes room).")
+  var maxConnectionsPerIP: String?
+  @Option(name: .customLong("max-new-connections-per-ip"), help: "New connections a second one pod address may open, burst twice that (default: 500; with --iptables the kernel resets the rest).")
+  var maxNewConnectionsPerIP: String?
   @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
   var nodeIdentityTokenFile: String?
 
@@ -83,6 +87,10 @@ struct AgentCommand: AsyncParsableCommand {
       }
       config.metadataEndpoint = metadataEndpoint
     }
+    config.maxConnectionsPerSource = try FlagValues.integer(
+      maxConnectionsPerIP, flag: "max-connections-per-ip", default: 64, range: 1...4096)
+    config.newConnectionsPerSecondPerSource = try FlagValues.integer(
+      maxNewConnectionsPerIP, flag: "max-new-connections-per-ip", default: 500, range: 1...100_000)
     config.iptablesCheckInterval = try FlagValues.positiveDuration(
       iptablesCheckInterval, flag: "iptables-check-interval", default: .seconds(30))
     if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {

@@ -158,6 +158,21 @@ import Testing
     #expect(rule.deleteArguments.prefix(6) == ["-w", "5", "-t", "nat", "-D", "PREROUTING"])
   }
 
+  /// The kernel's share of the per-pod connection limit: new connections to the agent's port
+  /// from pod interfaces beyond the rate get a reset, in filter INPUT (after the DNAT).
+  @Test func rendersTheConnectionRateRule() {
+    let rule = IPTablesRule.forHost("10.0.0.5", interface: "cali+", port: 8181).connectionRateLimit(perSecond: 500, burst: 1000)
+    #expect(rule.insertArguments == [
+      "-w", "5", "-t", "filter", "-I", "INPUT", "1", "-p", "tcp", "-d", "10.0.0.5/32", "--dport", "8181", "-i", "cali+",
+      "--syn", "-m", "hashlimit", "--hashlimit-above", "500/sec", "--hashlimit-burst", "1000", "--hashlimit-mode", "srcip",
+      "--hashlimit-name", "kiam-agent", "-m", "comment", "--comment", "kiam agent: new connections per pod",
+      "-j", "REJECT", "--reject-with", "tcp-reset",
+    ])
+    let v6 = IPTablesRule.forHost("fd00::5", interface: "!eth0", port: 3100).connectionRateLimit(perSecond: 1, burst: 2)
+    #expect(v6.binary == "ip6tables")
+    #expect(v6.specification.prefix(9) == ["-p", "tcp", "-d", "fd00::5/128", "--dport", "3100", "!", "-i", "eth0"])
+  }
+
   @Test func invertedInterface() {
     let rule = IPTablesRule.forHost("10.0.0.5", interface: "!eth0", port: 3100)
     #expect(rule.specification.contains("!"))

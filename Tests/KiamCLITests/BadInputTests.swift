@@ -69,6 +69,14 @@ import Testing
          expected: ["--iptables-backend", "want auto, nft or legacy"]),
     Case(name: "bad permitted-regexp-mode", arguments: { server($0) + ["--permitted-regexp-mode=v5"] },
          expected: ["--permitted-regexp-mode", "want v4 or v3"]),
+    Case(name: "no subcommand", arguments: { _ in [] }, expected: ["expected command but got none"]),
+    Case(name: "bad max-connections-per-ip", arguments: { agent($0) + ["--max-connections-per-ip=0"] },
+         expected: ["--max-connections-per-ip", "1...4096"]),
+    Case(name: "bad max-new-connections-per-ip", arguments: { agent($0) + ["--max-new-connections-per-ip=lots"] },
+         expected: ["--max-new-connections-per-ip", "1...100000"]),
+    Case(name: "--cert with trailing garbage", arguments: { pki in
+      ["health", "--cert=\(pki.directory)/cert-with-garbage.pem", "--key=\(pki.server.key)", "--ca=\(pki.server.ca)"]
+    }, expected: ["--cert", "cert-with-garbage.pem", "unexpected data after the last PEM block"]),
   ]
 
   @Test(arguments: cases)

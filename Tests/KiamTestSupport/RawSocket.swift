@@ -4,10 +4,22 @@ import Foundation
 public final class RawSocket {
   public let fd: Int32
 
-  /// Connects to `host:port` (IPv4).
-  public init(host: String = "127.0.0.1", port: Int, receiveTimeout: Double = 5) throws {
+  /// Connects to `host:port` (IPv4), from `source` when given (another pod's address).
+  public init(source: String? = nil, host: String = "127.0.0.1", port: Int, receiveTimeout: Double = 5) throws {
     fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestSupportError("socket failed") }
+    if let source {
+      var local = sockaddr_in()
+      local.sin_family = sa_family_t(AF_INET)
+      local.sin_addr.s_addr = inet_addr(source)
+      let bound = withUnsafePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
+      guard bound == 0 else {
+        close(fd)
+        throw TestSupportError("bind to \(source) failed: \(String(cString: strerror(errno)))")
+      }
+    }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)

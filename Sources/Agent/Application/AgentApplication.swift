@@ -62,14 +62,17 @@ public struct AgentApplication: Sendable {
     let metricsEndpoint = configuration.prometheusListenAddress.map {
       MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
     }
+    let agentMetrics = AgentMetrics(metrics)
     let handler = MetadataHandler(
       settings: MetadataSettings(
         allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2,
         clock: clock),
       cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream, work: work,
-      metrics: AgentMetrics(metrics), metricsEndpoint: metricsEndpoint, logger: logger)
+      metrics: agentMetrics, metricsEndpoint: metricsEndpoint, logger: logger)
     let listener = HTTPServer(
-      configuration: HTTPServerConfiguration(host: "", port: configuration.port), handler: handler, logger: logger)
+      configuration: HTTPServerConfiguration(
+        host: "", port: configuration.port, maxConnectionsPerSource: configuration.maxConnectionsPerSource),
+      handler: handler, logger: logger, events: { agentMetrics.connectionEvent($0) })
 
     // Started in this order, stopped in reverse: the listener drains first (its keep-alive
     // connections are closed while the rule still carries their packets, so pods see the close
@@ -83,7 +86,13 @@ public struct AgentApplication: Sendable {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
       services.append(
         IPTablesService(
-          rules: [rule], backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
+          rules: [
+            rule,
+            rule.connectionRateLimit(
+              perSecond: configuration.newConnectionsPerSecondPerSource,
+              burst: 2 * configuration.newConnectionsPerSecondPerSource),
+          ],
+          backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
           logger: logger, metrics: metrics,
           recheckInterval: configuration.iptablesCheckInterval))
     }

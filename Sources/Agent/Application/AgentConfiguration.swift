@@ -36,6 +36,11 @@ public struct AgentConfiguration: Sendable {
   public var nodeIdentityTokenFile: String?
   /// `--iptables-check-interval` (default 30s): how often the rule is checked and restored.
   public var iptablesCheckInterval: Duration
+  /// `--max-connections-per-ip` (default 64): connections one pod address may hold.
+  public var maxConnectionsPerSource: Int
+  /// `--max-new-connections-per-ip` (default 500): new connections a second one pod address may
+  /// open (burst twice that); with `--iptables` the kernel resets the rest (``IPTablesRule``).
+  public var newConnectionsPerSecondPerSource: Int
 
   public init(
     prometheusListenAddress: HostPort? = nil,
@@ -54,7 +59,9 @@ public struct AgentConfiguration: Sendable {
     requireIMDSv2: Bool = false,
     metadataEndpoint: String = "http://169.254.169.254",
     nodeIdentityTokenFile: String? = nil,
-    iptablesCheckInterval: Duration = .seconds(30)
+    iptablesCheckInterval: Duration = .seconds(30),
+    maxConnectionsPerSource: Int = 64,
+    newConnectionsPerSecondPerSource: Int = 500
   ) {
     self.prometheusListenAddress = prometheusListenAddress
     self.tls = tls
@@ -73,5 +80,7 @@ public struct AgentConfiguration: Sendable {
     self.metadataEndpoint = metadataEndpoint
     self.nodeIdentityTokenFile = nodeIdentityTokenFile
     self.iptablesCheckInterval = iptablesCheckInterval
+    self.maxConnectionsPerSource = maxConnectionsPerSource
+    self.newConnectionsPerSecondPerSource = newConnectionsPerSecondPerSource
   }
 }

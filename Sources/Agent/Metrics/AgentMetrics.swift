@@ -45,6 +45,37 @@ struct AgentMetrics: Sendable {
       labels: [("reason", reason), ("outcome", refused ? "refused" : "served_as_v1")])
   }
 
+  /// `kiam_agent_connections_refused_total{reason}` and `kiam_agent_connections_replaced_total`:
+  /// connections the per-pod and total caps turned away or closed to make room.
+  func connectionEvent(_ event: HTTPServer.ConnectionEvent) {
+    switch event {
+    case .refused(let reason):
+      metrics.registry.makeCounter(
+        descriptor: .init(
+          namespace: "kiam", subsystem: "agent", metricName: "connections_refused", unitName: "total",
+          helpText: "Connections refused at the per-pod (per_source) or total connection cap"),
+        labels: [("reason", reason)]
+      ).increment()
+    case .replaced:
+      metrics.registry.makeCounter(
+        descriptor: .init(
+          namespace: "kiam", subsystem: "agent", metricName: "connections_replaced", unitName: "total",
+          helpText: "Idle connections closed to make room for a new one from the same pod")
+      ).increment()
+    }
+  }
+
+  /// `kiam_agent_served_during_outage_total{handler}`: answered from the cache at once because
+  /// no server answers (``ServerReachability``).
+  func servedDuringOutage(_ handler: String) {
+    metrics.registry.makeCounter(
+      descriptor: .init(
+        namespace: "kiam", subsystem: "agent", metricName: "served_during_outage", unitName: "total",
+        helpText: "Requests answered from the cache at once while no kiam server answers"),
+      labels: [("handler", handler)]
+    ).increment()
+  }
+
   /// Records a response of `handler`.
   func responded(_ handler: String, code: Int, elapsed: Duration) {
     latency(handler).record(elapsed)

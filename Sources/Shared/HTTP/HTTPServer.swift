@@ -23,19 +23,32 @@ public final class HTTPServer: Service, Sendable {
   private let logger: Logger
   private let group: any EventLoopGroup
   private let bound = AsyncValue<SocketAddress>()
-  private let connections = ConnectionLimiter()
+  private let connections: ConnectionTable
+  private let events: (@Sendable (ConnectionEvent) -> Void)?
+
+  /// What happened to a connection at the limits (for metrics).
+  public enum ConnectionEvent: Sendable {
+    /// Refused: every connection of its source was busy (`per_source`), or the server was full (`total`).
+    case refused(reason: String)
+    /// Closed to make room for a new connection from the same source.
+    case replaced
+  }
 
   /// Creates a server; nothing is bound until ``run()``.
+  /// - Parameter events: Told when a connection is refused or replaced at the limits.
   public init(
     configuration: HTTPServerConfiguration,
     handler: any HTTPRequestHandler,
     logger: Logger,
-    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    events: (@Sendable (ConnectionEvent) -> Void)? = nil
   ) {
     self.configuration = configuration
     self.handler = handler
     self.logger = logger
     self.group = group
+    self.events = events
+    connections = ConnectionTable(limit: configuration.maxConnections, perSourceLimit: configuration.maxConnectionsPerSource)
   }
 
   /// The address the server listens on, once bound (throws if binding failed).
@@ -74,9 +87,10 @@ public final class HTTPServer: Service, Sendable {
   private func bind(quiesce: ServerQuiescingHelper) async throws -> any Channel {
     let configuration = self.configuration
     let handler = self.handler
-    let limiter = self.connections
+    let table = self.connections
+    let events = self.events
     let bootstrap = ServerBootstrap(group: group)
-      .serverChannelOption(.backlog, value: 1024)
+      .serverChannelOption(.backlog, value: 4096)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .serverChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
@@ -86,14 +100,25 @@ public final class HTTPServer: Service, Sendable {
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .childChannelOption(.maxMessagesPerRead, value: 16)
       .childChannelInitializer { channel in
-        guard limiter.acquire(limit: configuration.maxConnections) else {
-          return channel.close()
+        let source = channel.remoteAddress?.ipAddress.flatMap(CanonicalIP.normalize) ?? "unknown"
+        let entry: ConnectionTable.Entry
+        switch table.admit(channel, source: source) {
+        case .failure(let error):
+          events?(.refused(reason: error.refusal.rawValue))
+          return Self.park(channel, table: table, for: configuration.refusedHoldTime)
+        case .success(let admitted):
+          entry = admitted.entry
+          if let replaced = admitted.replaced {
+            replaced.channel.close(promise: nil)
+            events?(.replaced)
+          }
         }
-        channel.closeFuture.whenComplete { _ in limiter.release() }
+        channel.closeFuture.whenComplete { _ in table.remove(entry) }
         return channel.eventLoop.makeCompletedFuture {
           let sync = channel.pipeline.syncOperations
           let connectionGuard = ConnectionGuard(
-            readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout)
+            readTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout,
+            firstByteTimeout: configuration.firstByteTimeout, entry: entry)
           try sync.addHandler(connectionGuard)
           var limits = NIOHTTPDecoderLimitConfiguration()
           // NIO's limits are only a backstop; our own check answers 431 for heads over the limit.
@@ -123,22 +148,17 @@ public final class HTTPServer: Service, Sendable {
     }
     return try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
   }
-}
 
-/// Counts open connections across event loops and enforces a cap.
-final class ConnectionLimiter: Sendable {
-  private let open = Atomic<Int>(0)
-
-  func acquire(limit: Int) -> Bool {
-    let now = open.wrappingAdd(1, ordering: .relaxed).newValue
-    if now > limit {
-      open.wrappingSubtract(1, ordering: .relaxed)
-      return false
+  /// A refused connection is held open, unread, for `time` before it is closed (up to
+  /// ``ConnectionTable/parkLimit`` of them; beyond, it is closed at once): a client that
+  /// reconnects the moment it is closed would otherwise make the refusals a storm that fills the
+  /// accept queue every other pod's connections wait in.
+  static func park(_ channel: any Channel, table: ConnectionTable, for time: Duration) -> EventLoopFuture<Void> {
+    guard time > .zero, table.park() else { return channel.close() }
+    channel.closeFuture.whenComplete { _ in table.unpark() }
+    return channel.setOption(.autoRead, value: false).always { _ in
+      channel.eventLoop.scheduleTask(in: .nanoseconds(time.nanoseconds)) { channel.close(promise: nil) }
     }
-    return true
   }
-
-  func release() { open.wrappingSubtract(1, ordering: .relaxed) }
-
-  var count: Int { open.load(ordering: .relaxed) }
 }
+

@@ -17,6 +17,16 @@ public struct HTTPServerConfiguration: Sendable {
   public var idleTimeout: Duration
   /// Connections beyond this many are closed as soon as they are accepted.
   public var maxConnections: Int
+  /// Connections one source address may hold (``ConnectionTable``): at the cap, the source's
+  /// connection that has waited longest for a request makes room; if all are busy, the new one
+  /// is refused. Far below ``maxConnections``, so one pod cannot starve the others.
+  public var maxConnectionsPerSource: Int
+  /// A new connection must send its first byte within this time (a connection that sends
+  /// nothing otherwise holds its place for the whole ``idleTimeout``).
+  public var firstByteTimeout: Duration
+  /// How long a connection refused at the caps is held open, unread, before it is closed (a
+  /// client reconnecting at once would otherwise turn refusals into a storm).
+  public var refusedHoldTime: Duration
 
   /// Creates a configuration.
   public init(
@@ -26,7 +36,10 @@ public struct HTTPServerConfiguration: Sendable {
     maxBodyBytes: Int = 4 * 1024,
     requestReadTimeout: Duration = .seconds(5),
     idleTimeout: Duration = .seconds(90),
-    maxConnections: Int = 4096
+    maxConnections: Int = 4096,
+    maxConnectionsPerSource: Int = 64,
+    firstByteTimeout: Duration = .seconds(3),
+    refusedHoldTime: Duration = .seconds(3)
   ) {
     self.host = host
     self.port = port
@@ -35,5 +48,8 @@ public struct HTTPServerConfiguration: Sendable {
     self.requestReadTimeout = requestReadTimeout
     self.idleTimeout = idleTimeout
     self.maxConnections = maxConnections
+    self.maxConnectionsPerSource = maxConnectionsPerSource
+    self.firstByteTimeout = firstByteTimeout
+    self.refusedHoldTime = refusedHoldTime
   }
 }
