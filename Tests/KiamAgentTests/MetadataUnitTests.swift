@@ -33,9 +33,36 @@ import Testing
     ("/latest/meta-data/placement/availability-zone", .other(path: "/latest/meta-data/placement/availability-zone")),
     ("/latest/user-data", .other(path: "/latest/user-data")),
     ("/", .other(path: "/")),
+    ("/latest/meta-data/IAM/security-credentials/", .forbiddenCredentials),
+    ("/latest/meta-data/iam/security-credentials%20/x", .forbiddenCredentials),
+    ("/latest/Api/Token", .forbiddenCredentials),
+    ("/latest/meta-data/placement/a%20b", .other(path: "/latest/meta-data/placement/a b")),
+    ("/latest/meta-data/placement/%2e%2e%2f%2e%2e%2fuser-data", .redirect("/latest/user-data")),
   ])
   func parses(_ uri: String, _ route: MetadataRoute) {
     #expect(MetadataRoute.parse(uri: uri) == route)
+  }
+
+  /// Targets that do not decode cleanly are refused whole, never decoded with replacements.
+  @Test(arguments: [
+    "/latest/meta-data/placement/%ff", "/latest/meta-data/placement/%zz", "/latest/meta-data/placement/%f",
+    "/latest/meta-data/placement/a%00", "/latest/meta-data/placement/a%7f", "/latest/meta-data/placement/?q=%", "/a\u{7f}",
+    "/latest/meta-data/placement/\u{e9}", "/latest/meta-data/iam/security-credentials/%ff",
+  ])
+  func malformedTargets(_ uri: String) {
+    guard case .malformed = MetadataRoute.parse(uri: uri) else {
+      Issue.record("\(uri): \(MetadataRoute.parse(uri: uri))")
+      return
+    }
+  }
+
+  @Test func pathEncodingRoundTrips() {
+    for path in ["/latest/meta-data/placement/a b", "/x/\u{e9}/%/?#", "/plain-path_1.2~x/+=,;:@!$&'()*"] {
+      let encoded = PercentEncoding.encodePath(path)
+      #expect(encoded.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") })
+      #expect(PercentEncoding.decodePath(encoded) == path)
+    }
+    #expect(PercentEncoding.encodePath("/a b/\u{e9}") == "/a%20b/%C3%A9")
   }
 
   /// The allocation-free path for canonical credentials paths answers exactly like the general

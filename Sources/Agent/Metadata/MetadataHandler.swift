@@ -70,14 +70,19 @@ struct MetadataHandler: HTTPRequestHandler {
         await self.coldCredentials(ip: ip, role: role, extended: extended, connection: connection, started: started)
       }
     case .forbiddenCredentials:
-      return .immediate(record("proxy", started, .error(.notFound, "instance identity credentials are not served to pods")))
+      return .immediate(
+        record("proxy", started, .error(.notFound, "credentials and token paths are never passed to the node's metadata service")))
+    case .malformed(let problem):
+      return .immediate(record("proxy", started, .error(.badRequest, "bad request target: \(problem)")))
     case .other(let path):
       guard settings.allowRoutes.matches(path) else {
         metrics.metrics.proxyRequestsBlocked.increment()
         return .immediate(
           record("proxy", started, .error(.notFound, "request blocked by allow-route-regexp \(JSON.quote(settings.allowRoutes.pattern)): \(path)")))
       }
-      return deferred("proxy", started, eventLoop) { await self.proxy(request) }
+      // The bytes the allow-list checked, encoded again: never the raw target.
+      let target = PercentEncoding.encodePath(path) + (request.query.map { "?" + $0 } ?? "")
+      return deferred("proxy", started, eventLoop) { await self.proxy(request, target: target) }
     default:
       return .immediate(.error(.notFound, "not found"))
     }
@@ -341,13 +346,13 @@ struct MetadataHandler: HTTPRequestHandler {
 
   /// Passes an allow-listed request to the real metadata service, with the agent's own session
   /// token and without `X-Forwarded-For`; upstream failure is 502.
-  private func proxy(_ request: HTTPRequest) async -> HTTPResponse {
+  private func proxy(_ request: HTTPRequest, target: String) async -> HTTPResponse {
     var headers = HTTPHeaders()
     for (name, value) in request.headers where !Self.hopByHop.contains(name.lowercased()) {
       headers.add(name: name, value: value)
     }
     do {
-      let answer = try await upstream.send(method: request.method, pathAndQuery: request.uri, headers: headers, body: request.body)
+      let answer = try await upstream.send(method: request.method, pathAndQuery: target, headers: headers, body: request.body)
       var responseHeaders = HTTPHeaders()
       for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) {
         responseHeaders.add(name: name, value: value)

@@ -12,8 +12,11 @@ enum MetadataRoute: Equatable {
   case roleList(extended: Bool)
   /// `…/security-credentials/<role>` (or `-extended/<role>`), one trailing slash tolerated.
   case credentials(role: String, extended: Bool)
-  /// Instance identity credentials: never served, never passed through.
+  /// Instance identity credentials, and any other spelling of a credentials or token path
+  /// (case, spaces, NULs, `;` parameters…): never served, never passed through.
   case forbiddenCredentials
+  /// A target that does not decode cleanly (bad `%` escape, not UTF-8, control bytes): 400.
+  case malformed(String)
   /// Anything else: passed to the real metadata service when allow-listed, else blocked.
   case other(path: String)
 
@@ -84,9 +87,17 @@ enum MetadataRoute: Equatable {
       rawPath = uri[...]
       query = nil
     }
-    let path = PercentEncoding.decode(rawPath, plusAsSpace: false)
+    // The path is checked and forwarded as one decoded text (``PercentEncoding/decodePath(_:)``),
+    // so what the allow-list saw is what the metadata service gets.
+    guard uri.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+      return .malformed("the request target may hold only visible ASCII characters")
+    }
+    guard let path = PercentEncoding.decodePath(rawPath) else {
+      return .malformed("the path has a bad percent escape, is not UTF-8, or holds control characters")
+    }
+    if let query, !PercentEncoding.isWellFormed(query) { return .malformed("the query has a bad percent escape") }
     let cleaned = clean(path)
-    if cleaned != path { return .redirect(cleaned + (query.map(String.init) ?? "")) }
+    if cleaned != path { return .redirect(PercentEncoding.encodePath(cleaned) + (query.map(String.init) ?? "")) }
     if path == "/ping" { return .ping }
     if path == "/health" { return .health }
     let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
@@ -97,7 +108,7 @@ enum MetadataRoute: Equatable {
     guard parts.count >= 4, parts[1] == "meta-data", parts[2] == "iam",
       parts[3] == "security-credentials" || parts[3] == "security-credentials-extended"
     else {
-      return .other(path: path)
+      return namesCredentialsOrToken(path) ? .forbiddenCredentials : .other(path: path)
     }
     let extended = parts[3] == "security-credentials-extended"
     if parts.count == 4 {
@@ -108,6 +119,13 @@ enum MetadataRoute: Equatable {
     if role.isEmpty { return .roleList(extended: extended) }
     if role.hasSuffix("/") { role.removeLast() }
     return .credentials(role: role, extended: extended)
+  }
+
+  /// Whether a path that is not one of our routes could still be read as a credentials or token
+  /// path by some server: compared without case and without white space or NULs.
+  static func namesCredentialsOrToken(_ path: String) -> Bool {
+    let folded = String(path.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace && $0 != "\0" })
+    return ["security-credentials", "identity-credentials", "api/token"].contains { folded.contains($0) }
   }
 
   /// Go's `path.Clean`, keeping a trailing slash (what gorilla/mux redirects to).

@@ -82,6 +82,59 @@ public enum PercentEncoding {
     return String(decoding: bytes, as: UTF8.self)
   }
 
+  /// Decodes a URL path strictly: nil for a `%` not followed by two hex digits, for bytes that
+  /// are not UTF-8, and for control characters (NUL, CR, LF, DEL…), encoded or not. `+` stays.
+  public static func decodePath<S: StringProtocol>(_ text: S) -> String? {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(text.utf8.count)
+    var it = Array(text.utf8)[...]
+    while let c = it.popFirst() {
+      if c == UInt8(ascii: "%") {
+        guard it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) else { return nil }
+        bytes.append(h << 4 | l)
+        it = it.dropFirst(2)
+      } else {
+        bytes.append(c)
+      }
+    }
+    guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }), let decoded = String(validating: bytes, as: UTF8.self) else {
+      return nil
+    }
+    return decoded
+  }
+
+  /// Whether every `%` of `text` starts a two-digit hex escape.
+  public static func isWellFormed<S: StringProtocol>(_ text: S) -> Bool {
+    let bytes = Array(text.utf8)
+    var index = 0
+    while index < bytes.count {
+      if bytes[index] == UInt8(ascii: "%") {
+        guard index + 2 < bytes.count, hex(bytes[index + 1]) != nil, hex(bytes[index + 2]) != nil else { return false }
+        index += 3
+      } else {
+        index += 1
+      }
+    }
+    return true
+  }
+
+  /// Encodes a decoded path for a request target: unreserved characters, sub-delimiters, `:`,
+  /// `@` and `/` as they are, every other byte of its UTF-8 as `%XX`.
+  public static func encodePath(_ path: String) -> String {
+    let plain = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/".utf8)
+    let digits = Array("0123456789ABCDEF".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(path.utf8.count)
+    for byte in path.utf8 {
+      if plain.contains(byte) {
+        out.append(byte)
+      } else {
+        out += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]
+      }
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
   private static func hex(_ c: UInt8) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
