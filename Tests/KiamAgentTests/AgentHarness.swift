@@ -75,6 +75,26 @@ final class AgentHarness: @unchecked Sendable {
     try await FreePort.waitUntilListening(agentPort)
   }
 
+  /// `scripts/test/botocore_client.py <arguments>` against the agent (the pod behind 127.0.0.1):
+  /// its JSON answer.
+  func botocore(_ arguments: [String]) throws -> [String: Any] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/botocore_client.py"] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:\(agentPort)"
+    environment["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    environment["AWS_CONFIG_FILE"] = "/dev/null"
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] { environment[key] = nil }
+    process.environment = environment
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitPolling()
+    return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+  }
+
   func get(_ path: String, ip: String? = nil, method: String = "GET", headers: [String: String] = [:]) throws -> HTTPExchange {
     var target = path
     if let ip { target += (path.contains("?") ? "&" : "?") + "ip=\(ip)" }

@@ -109,6 +109,46 @@ import Testing
     }
   }
 
+  /// Every server down: once a call has failed, the agent answers from its cache at once
+  /// (boto3 with new connections each fetch, botocore's 1 s timeout) and probes the servers in the
+  /// background; when a server is back, calls go to it again. Before: every fetch waited the
+  /// 900 ms budget twice (1.81-1.84 s), 0.1 s from botocore's timeout.
+  /// `KIAM_OUTAGE_SECONDS` (default 15) sets how long the outage is measured (300 in the notes).
+  @Test(.enabled(if: STSLab.isAvailable, "needs python3 with moto (scripts/install-test-deps.sh)"))
+  func aServerOutageCostsSDKsNothingOnceKnown() async throws {
+    let seconds = ProcessInfo.processInfo.environment["KIAM_OUTAGE_SECONDS"].flatMap(Double.init) ?? 15
+    let h = try await AgentHarness()
+    try await withCleanup({ await h.stop() }) {
+      try await h.startServer()
+      try await h.startAgent()
+      let before = try h.botocore(["fresh", "1"])
+      #expect(before["failed"] as? Int == 0 && (before["ok"] as? Int ?? 0) > 0, "\(before)")
+      h.server?.signal(SIGKILL)
+      _ = await h.server?.wait()
+      // Past the agent's 1 s identity window, so every new connection asks the server; the
+      // first call that fails tells the agent.
+      try await Task.sleep(for: .milliseconds(1200))
+      let clock = ContinuousClock()
+      let started = clock.now
+      #expect(try h.get("/latest/meta-data/iam/security-credentials/").body == "app-local")
+      let discovery = clock.now - started
+      let during = try h.botocore(["fresh", "\(seconds)"])
+      let times = (during["times_ms"] as? [Double] ?? []).sorted()
+      let p99 = times.isEmpty ? .infinity : times[min(times.count - 1, times.count * 99 / 100)]
+      print("outage of \(seconds) s: discovery \(discovery), boto3 \(during["ok"] ?? 0) fetches, p99 \(p99) ms, max \(times.last ?? 0) ms")
+      #expect(during["failed"] as? Int == 0, "\(during["errors"] ?? "")")
+      #expect(times.count >= Int(seconds * 5), "only \(times.count) fetches")
+      #expect(p99 < 50, "p99 \(p99) ms")
+      let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
+      #expect((samples.value("kiam_agent_served_during_outage_total", ["handler": "credentials"]) ?? 0) > 0)
+      #expect(h.agent?.standardError.contains("no kiam server answers") == true)
+      // A server again: the probe finds it, and new pods are served by it.
+      try await h.startServer()
+      #expect(await eventually(timeout: .seconds(20)) { h.agent?.standardError.contains("a kiam server answers again") == true })
+      #expect(try h.get("/latest/meta-data/iam/security-credentials/app-web", ip: "10.0.0.1").status == 200)
+    }
+  }
+
   @Test func upstreamMetadataServiceDown() async throws {
     guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()

@@ -283,30 +283,13 @@ import Testing
         try JSONSerialization.jsonObject(with: Data(h.get("/latest/meta-data/iam/security-credentials/app-local").body.utf8))
           as? [String: String])["AccessKeyId"]
       for mode in ["v2", "v1"] {
-        let result = try runBotocore(mode, endpoint: "http://127.0.0.1:\(h.agentPort)")
+        let result = try h.botocore([mode])
         #expect(result["access_key"] as? String == expected, "\(mode): \(result)")
         #expect(result["error"] == nil)
       }
-      let v1 = try runBotocore("v1", endpoint: "http://127.0.0.1:\(h.agentPort)")
+      let v1 = try h.botocore(["v1"])
       #expect(v1["role"] as? String == "app-local")
     }
   }
 
-  func runBotocore(_ mode: String, endpoint: String) throws -> [String: Any] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", KiamProcess.packageRoot + "/scripts/test/botocore_client.py", mode]
-    var environment = ProcessInfo.processInfo.environment
-    environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = endpoint
-    environment["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
-    environment["AWS_CONFIG_FILE"] = "/dev/null"
-    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] { environment[key] = nil }
-    process.environment = environment
-    let out = Pipe()
-    process.standardOutput = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitPolling()
-    return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
-  }
 }

@@ -6,6 +6,10 @@
   botocore_client.py loop        one process, many fetches: every line on standard input loads the
                                  credentials again through botocore's instance metadata provider and,
                                  with STS_ENDPOINT set, asks STS who they belong to (one JSON line each)
+  botocore_client.py fresh SECS  for SECS seconds, fetch credentials again and again, each time with a new
+                                 InstanceMetadataFetcher (new connections, IMDSv2, botocore's 1 s timeout and
+                                 one attempt, as boto3's defaults); prints {"ok": n, "failed": n,
+                                 "times_ms": [...], "errors": [...]} with the time of every fetch
 
 The endpoint comes from AWS_EC2_METADATA_SERVICE_ENDPOINT (or the default 169.254.169.254).
 Prints one JSON object: {"access_key": ..., "method": ..., "expiry": ...} or {"error": ...}.
@@ -38,6 +42,31 @@ if mode == "loop":
             print(json.dumps(result), flush=True)
         except Exception as error:  # noqa: BLE001
             print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+    sys.exit(0)
+if mode == "fresh":
+    import os
+    import time
+    from botocore.utils import InstanceMetadataFetcher
+    base_url = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254")
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10
+    ok, failed, times, errors = 0, 0, [], []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.monotonic()
+        try:
+            fetcher = InstanceMetadataFetcher(timeout=1, num_attempts=1, base_url=base_url)
+            data = fetcher.retrieve_iam_role_credentials()
+            if data.get("access_key"):
+                ok += 1
+            else:
+                failed += 1
+                errors.append("no credentials")
+        except Exception as error:  # noqa: BLE001
+            failed += 1
+            errors.append(f"{type(error).__name__}: {error}")
+        times.append(round((time.monotonic() - started) * 1000, 2))
+        time.sleep(0.05)
+    print(json.dumps({"ok": ok, "failed": failed, "times_ms": times, "errors": errors[:5]}))
     sys.exit(0)
 try:
     if mode == "v2":

@@ -81,6 +81,7 @@ public struct AgentApplication: Sendable {
     var services: [any Service] = [
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
       CredentialRefreshService(cache: cache, server: server, logger: logger, clock: clock),
+      ServerProbeService(server: server, reachability: server.reachability, logger: logger),
     ]
     if configuration.iptables {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)

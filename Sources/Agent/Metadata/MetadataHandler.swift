@@ -226,6 +226,11 @@ struct MetadataHandler: HTTPRequestHandler {
   }
 
   private func coldRoleList(ip: String, connection: HTTPConnectionContext, started: ContinuousClock.Instant) async -> HTTPResponse {
+    // No server answers (``ServerReachability``): the same pod's last identity, at once.
+    if server.reachability.isUnreachable, let known = cache.outageIdentity(ip: ip) {
+      metrics.servedDuringOutage("roleName")
+      return roleListResponse(known)
+    }
     switch await lookupIdentity(ip: ip, started: started) {
     case .success(let identity):
       connection.verified = identity.connectionKey
@@ -258,6 +263,14 @@ struct MetadataHandler: HTTPRequestHandler {
       if error.isForbidden { return .error(.internalServerError, "error fetching credentials: forbidden by policy") }
       if error.isPodNotFound { return .error(.internalServerError, "error fetching credentials: no pod found") }
       return .error(.internalServerError, "error fetching credentials: \(error)")
+    }
+    // No server answers (``ServerReachability``): credentials still valid for the same pod, at
+    // once, instead of waiting the budget for a server that is not there.
+    if server.reachability.isUnreachable, let known = cache.outageIdentity(ip: ip), Self.sameRole(role, known.role),
+      let cached = cache.outageCredentials(ip: ip, role: role, wallNow: wallNow)
+    {
+      metrics.servedDuringOutage("credentials")
+      return credentialsResponse(cached, extended: extended)
     }
     let identity: PodIdentity
     if let trusted = cache.trustedIdentity(ip: ip, connectionPod: connection.verified) {

@@ -57,6 +57,8 @@ struct KiamServerClient: Sendable {
   let client: Kiam_KiamService.Client<HTTP2ClientTransport.Posix>
   let metrics: KiamMetrics
   let tokenFile: String?
+  /// Told the outcome of every call.
+  var reachability = ServerReachability()
 
   func podRole(ip: String, timeout: Duration) async throws(ServerCallError) -> PodIdentity {
     try await call("GetPodRole", timeout: timeout) { options, metadata in
@@ -107,10 +109,13 @@ struct KiamServerClient: Sendable {
       let result = try await body(options, metadata)
       counters.messagesReceived.increment()
       counters.handled(code: "OK").increment()
+      reachability.answered()
       return result
     } catch let error as RPCError {
       counters.handled(code: error.code.goName).increment()
-      throw ServerCallError(code: error.code, message: error.message)
+      let failure = ServerCallError(code: error.code, message: error.message)
+      if failure.isUnavailable { reachability.failed(cause: failure.description) } else { reachability.answered() }
+      throw failure
     } catch {
       counters.handled(code: "Unknown").increment()
       throw ServerCallError(code: .unknown, message: KiamError.describe(error))
