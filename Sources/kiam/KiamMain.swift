@@ -20,6 +20,11 @@ enum KiamMain {
   static func execute(_ arguments: [String]) async -> Int32 {
     do {
       var command = try KiamCommand.parseAsRoot(KiamCommand.normalize(arguments))
+      // The root itself does nothing: kingpin's words and status (ArgumentParser prints help and exits 0).
+      if command is KiamCommand {
+        writeError("expected command but got none, try --help")
+        return 1
+      }
       if var asyncCommand = command as? any AsyncParsableCommand {
         try await asyncCommand.run()
       } else {

@@ -128,7 +128,8 @@ import Testing
       #expect(put.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600")
       let token = put.body
       #expect(!token.isEmpty)
-      for bad in ["", "0", "21601", "abc", "-5"] {
+      // As EC2: digits only, no sign, no leading zero.
+      for bad in ["", "0", "21601", "abc", "-5", "+5", "0060", "6 0", "1e3", "٦٠"] {
         let response = try h.get(
           "/latest/api/token", method: "PUT", headers: bad.isEmpty ? [:] : ["X-aws-ec2-metadata-token-ttl-seconds": bad])
         #expect(response.status == 400, "ttl \(bad)")

@@ -85,6 +85,8 @@ import Testing
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
     try dir.write("garbage.txt", "not a certificate")
+    try dir.write(
+      "cert-with-garbage.pem", (try String(contentsOfFile: pki.server.certificate, encoding: .utf8)) + "-----BEGIN CERTIFICATE-----\nMIIB\n")
     let environment = ProcessInfo.processInfo.environment.filter { $0.key != "HOST_IP" }
     let result = try await KiamProcess.run(testCase.arguments(pki), environment: environment, timeout: .seconds(20))
     #expect(result.status == 1, "status for \(testCase.name): \(result.stderr)")

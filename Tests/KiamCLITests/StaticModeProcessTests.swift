@@ -127,6 +127,13 @@ import Testing
       "manifests/more.json",
       #"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"api","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-api"}},"status":{"phase":"Running","podIP":"10.0.0.2"}}]}"#)
     #expect(await eventually { (try? call("10.0.0.2")) == "app-api" })
+    // A pod IP that is not an IP: the pod is kept without it, and the log says so.
+    try dir.write(
+      "manifests/bad-ip.json",
+      #"{"kind":"Pod","metadata":{"name":"typo","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-typo"}},"status":{"phase":"Running","podIP":"10.0.0.300"}}"#)
+    #expect(await eventually { server.standardError.contains("pod manifest has an invalid pod IP") })
+    #expect(server.standardError.contains("apps/typo") && server.standardError.contains("10.0.0.300"), "\(server.standardError)")
+    #expect(try call("10.0.0.1") == "app-web")
     // A typo keeps the file's previous content rather than dropping its pods.
     try dir.write("manifests/pods.yaml", "this: is: not: yaml: [")
     try await Task.sleep(for: .milliseconds(1500))

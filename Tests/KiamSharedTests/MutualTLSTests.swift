@@ -268,4 +268,39 @@ import Testing
       #expect(error.description.contains("does not match"))
     }
   }
+
+  /// A file cut short (a second certificate without its END line) or with something appended is
+  /// an error naming the file, not a chain of the blocks that happen to parse.
+  @Test(arguments: [
+    ("cert", "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"), ("cert", "garbage\n"),
+    ("key", "\u{0}\u{1}binary"), ("ca", "-----BEGIN CERTIFICATE-----\n"),
+  ])
+  func trailingDataAfterThePEMBlocksIsAnError(_ file: String, _ appended: String) throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    let paths = ["cert": pki.server.certificate, "key": pki.server.key, "ca": pki.server.ca]
+    let handle = try #require(FileHandle(forWritingAtPath: paths[file]!))
+    handle.seekToEndOfFile()
+    handle.write(Data(appended.utf8))
+    handle.closeFile()
+    let error = #expect(throws: KiamError.self) {
+      _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
+    }
+    #expect(error?.description.contains("--\(file) \(paths[file]!): unexpected data after the last PEM block") == true, "\(String(describing: error))")
+  }
+
+  /// White space after the last block (an editor's newline, CRLF) is fine.
+  @Test func whiteSpaceAfterThePEMBlocksIsFine() throws {
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    for path in [pki.server.certificate, pki.server.key, pki.server.ca] {
+      let handle = try #require(FileHandle(forWritingAtPath: path))
+      handle.seekToEndOfFile()
+      handle.write(Data("\r\n\n  \t\n".utf8))
+      handle.closeFile()
+    }
+    _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
+  }
 }

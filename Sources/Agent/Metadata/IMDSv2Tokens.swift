@@ -18,6 +18,18 @@ final class IMDSv2Tokens: Sendable {
   /// Accepted TTLs, as EC2's metadata service.
   static let ttlRange = 1...21600
 
+  /// The TTL of an `X-aws-ec2-metadata-token-ttl-seconds` header, or nil: as EC2, digits only
+  /// (no sign, no spaces inside, no leading zero) and within ``ttlRange``.
+  static func ttl(header text: String) -> Int? {
+    let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+    let bytes = Array(text.utf8.drop(while: blank).reversed().drop(while: blank).reversed())
+    guard (1...5).contains(bytes.count), bytes[0] != UInt8(ascii: "0"),
+      bytes.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+      let value = Int(String(decoding: bytes, as: UTF8.self)), ttlRange.contains(value)
+    else { return nil }
+    return value
+  }
+
   private struct Keys {
     /// What the key was derived from (the TLS material's fingerprint), nil for a fixed key.
     var source: SHA256Digest?

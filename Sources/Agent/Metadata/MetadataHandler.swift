@@ -105,7 +105,7 @@ struct MetadataHandler: HTTPRequestHandler {
     // EC2 refuses token requests that went through a proxy.
     if request.headers.contains(name: "X-Forwarded-For") { return .error(.forbidden, "forbidden") }
     guard let text = request.headers.first(name: "X-aws-ec2-metadata-token-ttl-seconds"),
-      let ttl = Int(text.trimmingCharacters()), IMDSv2Tokens.ttlRange.contains(ttl)
+      let ttl = IMDSv2Tokens.ttl(header: text)
     else {
       return .error(.badRequest, "X-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600")
     }

@@ -62,6 +62,12 @@ struct ManifestSource: Service {
       switch document {
       case .pod(let object):
         let record = PodRecord(object, intern: { $0 })
+        let written = [object.status?.podIP].compactMap { $0 } + (object.status?.podIPs ?? []).map(\.ip)
+        for ip in written where CanonicalIP.normalize(ip) == nil {
+          logger.warning(
+            "pod manifest has an invalid pod IP, ignoring it: no credentials are served to it",
+            metadata: ["pod": "\(record.key)", "ip": "\(JSON.quote(ip))"])
+        }
         podRecords[record.key] = record
       case .namespace(let object):
         namespaceEntries[object.metadata.name] = object.metadata.annotations?[Annotations.permitted]

@@ -144,6 +144,23 @@ enum PEMBlocks {
     return blocks
   }
 
+  /// Where something other than white space follows the last PEM block (`-----END …-----`
+  /// line) of `bytes`, as a byte offset; nil when nothing does or there is no block. A file cut
+  /// short or with another file appended shows up here (BoringSSL's reader ignores such bytes).
+  static func trailingData(in bytes: [UInt8]) -> Int? {
+    let marker = Array("-----END ".utf8)
+    var last: Int?
+    var index = 0
+    while let found = find(marker, in: bytes, from: index) {
+      last = found
+      index = found + marker.count
+    }
+    guard let last, let close = find(Array("-----".utf8), in: bytes, from: last + marker.count) else { return nil }
+    let rest = bytes[(close + 5)...]
+    let blank: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+    return rest.firstIndex { !blank.contains($0) }
+  }
+
   private static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
     guard haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
     var i = from

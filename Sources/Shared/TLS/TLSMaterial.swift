@@ -44,6 +44,13 @@ public struct TLSMaterial: Sendable {
     func fail(_ flag: String, _ path: String, _ problem: String, _ cause: (any Error)? = nil) -> KiamError {
       KiamError(code: .tlsMaterial, message: "--\(flag) \(path): \(problem)", cause: cause)
     }
+    for (flag, path, bytes) in [
+      ("cert", files.certificatePath, certificatePEM), ("key", files.keyPath, keyPEM), ("ca", files.caPath, caPEM),
+    ] {
+      if let offset = PEMBlocks.trailingData(in: bytes) {
+        throw fail(flag, path, "unexpected data after the last PEM block (at byte \(offset)): a file cut short, or something appended to it")
+      }
+    }
     let chain: [NIOSSLCertificate]
     do {
       chain = try NIOSSLCertificate.fromPEMBytes(certificatePEM)
