@@ -42,8 +42,11 @@ public struct AgentApplication: Sendable {
         host: address.host.isEmpty ? "localhost" : address.host, port: address.port, refreshInterval: .seconds(15)),
       resolvers: resolvers)
     let grpcClient = GRPCClient(transport: transport)
-    let server = KiamServerClient(
+    var server = KiamServerClient(
       client: Kiam_KiamService.Client(wrapping: grpcClient), metrics: metrics, tokenFile: configuration.nodeIdentityTokenFile)
+    server.tls = store
+    server.address = "\(configuration.serverAddress)"
+
 
     var httpConfiguration = HTTPClient.Configuration()
     httpConfiguration.timeout = .init(connect: .seconds(1), read: .seconds(2))

@@ -42,7 +42,9 @@ struct ServerCredentials: Sendable {
 struct ServerCallError: Error, Sendable, CustomStringConvertible {
   let code: RPCError.Code
   let message: String
-  var description: String { "rpc error: code = \(code.goName) desc = \(message)" }
+  /// Why no server answered, when the agent knows (a TLS failure, nothing reachable).
+  var cause: String?
+  var description: String { "rpc error: code = \(code.goName) desc = \(message)" + (cause.map { " (\($0))" } ?? "") }
   /// `forbidden by policy` (not retried).
   var isForbidden: Bool { message == "forbidden by policy" }
   /// The server has not seen the pod (yet).
@@ -59,6 +61,10 @@ struct KiamServerClient: Sendable {
   let tokenFile: String?
   /// Told the outcome of every call.
   var reachability = ServerReachability()
+  /// Our TLS material, which knows the last handshake failure with a server.
+  var tls: TLSMaterialStore?
+  /// `--server-address`, for the cause of an outage.
+  var address = ""
 
   func podRole(ip: String, timeout: Duration) async throws(ServerCallError) -> PodIdentity {
     try await call("GetPodRole", timeout: timeout) { options, metadata in
@@ -113,13 +119,24 @@ struct KiamServerClient: Sendable {
       return result
     } catch let error as RPCError {
       counters.handled(code: error.code.goName).increment()
-      let failure = ServerCallError(code: error.code, message: error.message)
-      if failure.isUnavailable { reachability.failed(cause: failure.description) } else { reachability.answered() }
+      var failure = ServerCallError(code: error.code, message: error.message)
+      if failure.isUnavailable {
+        failure.cause = outageCause()
+        reachability.failed(cause: failure.description)
+      } else {
+        reachability.answered()
+      }
       throw failure
     } catch {
       counters.handled(code: "Unknown").increment()
       throw ServerCallError(code: .unknown, message: KiamError.describe(error))
     }
+  }
+
+  /// A call found no server: a recent TLS failure names why, else nothing answered at all.
+  private func outageCause() -> String {
+    if let failure = tls?.recentPeerFailure() { return "TLS \(failure.reason): \(failure.message)" }
+    return "no kiam server reachable at \(address)"
   }
 
   private func nodeToken() -> String? {

@@ -25,6 +25,7 @@ public enum KiamTransports {
       tls.customVerificationCallback = store.verificationCallback(serverName: nil)
     }
     var config = HTTP2ServerTransport.Posix.Config.defaults
+    config.channelDebuggingCallbacks.onAcceptTCPConnection = TLSHandshakeErrorRecorder.install(store)
     config.connection.maxAge = settings.maxConnectionAge
     config.connection.maxGraceTime = settings.maxConnectionAgeGrace
     config.connection.maxIdleTime = settings.maxConnectionIdle
@@ -55,6 +56,7 @@ public enum KiamTransports {
       tls.customVerificationCallback = store.verificationCallback(serverName: server.host)
     }
     var config = HTTP2ClientTransport.Posix.Config.defaults
+    config.channelDebuggingCallbacks.onCreateTCPConnection = TLSHandshakeErrorRecorder.install(store)
     config.connection.keepalive = .init(
       time: settings.keepaliveTime, timeout: settings.keepaliveTimeout,
       allowWithoutCalls: settings.permitWithoutStream)

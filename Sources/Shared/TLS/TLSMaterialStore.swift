@@ -26,7 +26,11 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
   private let checked: Mutex<TLSFilesSignature?>
   private let readCount = Atomic<Int>(0)
   private let gauges: KiamMetrics.TLSGauges?
+  private let metrics: KiamMetrics?
   private let logger: Logger
+  /// Whether our own chain failed to verify, and the last handshake failure with a peer since
+  /// the last success (the verify-error gauge is 1 while either holds).
+  private let failures = Mutex<(own: Bool, peer: (failure: TLSPeerFailure, at: ContinuousClock.Instant)?)>((false, nil))
 
   /// The outcome of ``reload()``.
   public enum ReloadOutcome: Sendable {
@@ -45,6 +49,7 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
     self.state = Mutex(material)
     self.checked = Mutex(signature)
     self.gauges = metrics?.tls(role.metricsSide)
+    self.metrics = metrics
     self.logger = logger
     gauges?.updateError.set(to: 0)
     await publish(material)
@@ -112,11 +117,45 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
       usage: role.ownUsage, serverName: nil)
     switch own {
     case .success:
-      gauges?.verifyError.set(to: 0)
+      updateFailures { $0.own = false }
     case .failure(let error):
-      gauges?.verifyError.set(to: 1)
+      updateFailures { $0.own = true }
       logger.warning("our certificate does not verify against our CA", metadata: ["error": "\(error)"])
     }
+  }
+
+  private func updateFailures(_ change: (inout (own: Bool, peer: (failure: TLSPeerFailure, at: ContinuousClock.Instant)?)) -> Void) {
+    let failing = failures.withLock { state in
+      change(&state)
+      return state.own || state.peer != nil
+    }
+    gauges?.verifyError.set(to: failing ? 1 : 0)
+  }
+
+  /// The last handshake failure with a peer, if it happened within `window` and no handshake
+  /// has succeeded since.
+  public func recentPeerFailure(within window: Duration = .seconds(60)) -> TLSPeerFailure? {
+    failures.withLock { state in
+      guard let peer = state.peer, ContinuousClock.now - peer.at < window else { return nil }
+      return peer.failure
+    }
+  }
+
+  /// Counts and logs a failed handshake (`kiam_tls_handshake_failures_total{side,reason}`) and
+  /// sets the verify-error gauge until a handshake succeeds.
+  public func recordPeerFailure(_ failure: TLSPeerFailure) {
+    updateFailures { $0.peer = (failure, .now) }
+    metrics?.registry.makeCounter(
+      descriptor: .init(
+        namespace: "kiam", subsystem: "tls", metricName: "handshake_failures", unitName: "total",
+        helpText: "TLS handshakes with kiam peers that failed, by side and reason"),
+      labels: [("side", role.metricsSide.rawValue), ("reason", failure.reason)]
+    ).increment()
+    logger.warning("TLS handshake with a peer failed", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
+  }
+
+  private func recordPeerVerified() {
+    if failures.withLock({ $0.peer != nil }) { updateFailures { $0.peer = nil } }
   }
 
   /// Verifies a peer's chain against the current CA bundle.
@@ -173,10 +212,11 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
       promise.completeWithTask {
         switch await self.verifyPeer(certificates, serverName: serverName) {
         case .success(let chain):
+          self.recordPeerVerified()
           let nio = try chain.map { try NIOSSLCertificate(bytes: $0.derBytes(), format: .der) }
           return .certificateVerified(VerificationMetadata(ValidatedCertificateChain(nio)))
         case .failure(let error):
-          self.logger.warning("TLS peer rejected", metadata: ["error": "\(error)"])
+          self.recordPeerFailure(TLSPeerFailure.rejected(error.message))
           return .failed
         }
       }
