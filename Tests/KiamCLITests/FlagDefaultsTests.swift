@@ -82,6 +82,8 @@ import Testing
     #expect(c.requireIMDSv2 == false)
     #expect(c.metadataEndpoint == "http://169.254.169.254")
     #expect(c.nodeIdentityTokenFile == nil)
+    #expect(c.maxConnectionsPerSource == 64)
+    #expect(c.newConnectionsPerSecondPerSource == 500)
   }
 
   @Test func healthDefaults() throws {
@@ -179,6 +181,8 @@ import Testing
     ("metadata-endpoint", "http://127.0.0.1:1234", { $0.metadataEndpoint == "http://127.0.0.1:1234" }),
     ("node-identity-token-file", "/t/token", { $0.nodeIdentityTokenFile == "/t/token" }),
     ("iptables-backend", "legacy", { $0.iptablesBackend == .forced(.legacy) }),
+    ("max-connections-per-ip", "16", { $0.maxConnectionsPerSource == 16 }),
+    ("max-new-connections-per-ip", "50", { $0.newConnectionsPerSecondPerSource == 50 }),
   ]
 
   @Test func everyAgentValueFlagInBothForms() throws {

@@ -37,6 +37,25 @@ import Testing
     #expect(role.accountID == "some-other-account")
   }
 
+  /// IAM's limits (name 64, path 512 with its slashes, ARN 2,048): at the limit resolves, one
+  /// past is refused with the limit named, before any expression or STS sees it.
+  @Test func roleLengthsAreCappedAtIAMsLimits() throws {
+    let name64 = String(repeating: "n", count: 64)
+    #expect(try resolver.resolve(name64).name == name64)
+    let path510 = String(repeating: "p", count: 510)
+    #expect(try resolver.resolve("\(path510)/x").name.count == 512)
+    for (role, limit) in [
+      (name64 + "n", "a role name has at most 64 characters, this one 65"),
+      ("\(path510)p/x", "a role path has at most 512 characters, this one 513"),
+      (String(repeating: "a", count: 3000), "a role ARN has at most 2048 characters, this one 3029"),
+      ("arn:aws:iam::1:role/" + String(repeating: "p/", count: 1100) + "x", "a role ARN has at most 2048 characters"),
+    ] {
+      let error = #expect(throws: KiamError.self) { try resolver.resolve(role) }
+      #expect(error?.message.contains(limit) == true, "\(error?.message ?? "")")
+      #expect(error?.code == .invalidInput)
+    }
+  }
+
   @Test func baseFromInstanceProfile() throws {
     #expect(try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws:iam::account-id:instance-profile/instance-profile-name")
       == "arn:aws:iam::account-id:role/")

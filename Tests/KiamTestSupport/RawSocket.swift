@@ -9,25 +9,12 @@ public final class RawSocket {
     fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestSupportError("socket failed") }
     if let source {
-      var local = sockaddr_in()
-      local.sin_family = sa_family_t(AF_INET)
-      local.sin_addr.s_addr = inet_addr(source)
-      let bound = withUnsafePointer(to: &local) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-      }
-      guard bound == 0 else {
+      guard Self.withAddress(source, port: 0, { bind(fd, $0, $1) }) == 0 else {
         close(fd)
         throw TestSupportError("bind to \(source) failed: \(String(cString: strerror(errno)))")
       }
     }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr(host)
-    let result = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard result == 0 else {
+    guard Self.withAddress(host, port: port, { connect(fd, $0, $1) }) == 0 else {
       close(fd)
       throw TestSupportError("connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
     }
@@ -36,6 +23,17 @@ public final class RawSocket {
   }
 
   deinit { close(fd) }
+
+  /// Calls `body` with the IPv4 socket address `host:port`.
+  public static func withAddress(_ host: String, port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr(host)
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+  }
 
   public func send(_ text: String) throws {
     let bytes = Array(text.utf8)

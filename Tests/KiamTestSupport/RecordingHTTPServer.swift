@@ -14,14 +14,10 @@ public final class RecordingHTTPServer: @unchecked Sendable {
   public init() throws {
     let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard listener >= 0 else { throw TestSupportError("socket: \(errno)") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, size) } }
+    let bound = RawSocket.withAddress("127.0.0.1", port: 0) { bind(listener, $0, $1) }
     guard bound == 0, listen(listener, 64) == 0 else { throw TestSupportError("bind/listen: \(errno)") }
     var actual = sockaddr_in()
-    var length = size
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
     self.listener = listener
     port = Int(UInt16(bigEndian: actual.sin_port))

@@ -141,19 +141,8 @@ public final class SocketFlood: @unchecked Sendable {
   private func connect() -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
-    var local = sockaddr_in()
-    local.sin_family = sa_family_t(AF_INET)
-    local.sin_addr.s_addr = inet_addr(source ?? "0.0.0.0")
-    var remote = sockaddr_in()
-    remote.sin_family = sa_family_t(AF_INET)
-    remote.sin_port = in_port_t(UInt16(port).bigEndian)
-    remote.sin_addr.s_addr = inet_addr(host)
-    let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound =
-      source == nil ? 0 : withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
-    let connected = withUnsafePointer(to: &remote) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, size) }
-    }
+    let bound = source.map { source in RawSocket.withAddress(source, port: 0) { bind(fd, $0, $1) } } ?? 0
+    let connected = RawSocket.withAddress(host, port: port) { Foundation.connect(fd, $0, $1) }
     guard bound == 0, connected == 0 else {
       close(fd)
       return nil

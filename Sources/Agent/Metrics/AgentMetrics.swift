@@ -34,14 +34,19 @@ struct AgentMetrics: Sendable {
     }
   }
 
+  /// `kiam_agent_<name>_total`, with `labels`.
+  private func agentCounter(_ name: String, help: String, labels: [(String, String)] = []) -> Counter {
+    metrics.registry.makeCounter(
+      descriptor: .init(namespace: "kiam", subsystem: "agent", metricName: name, unitName: "total", helpText: help),
+      labels: labels)
+  }
+
   /// `kiam_agent_imds_token_rejected_total{reason, outcome}`: session tokens that did not check
   /// (`reason`: missing, invalid, expired, wrong_caller) and whether the request was refused (401,
   /// `--require-imdsv2`) or served as IMDSv1.
   func tokenRejected(reason: String, refused: Bool) -> Counter {
-    metrics.registry.makeCounter(
-      descriptor: .init(
-        namespace: "kiam", subsystem: "agent", metricName: "imds_token_rejected", unitName: "total",
-        helpText: "IMDSv2 session tokens that did not check, by reason and outcome"),
+    agentCounter(
+      "imds_token_rejected", help: "IMDSv2 session tokens that did not check, by reason and outcome",
       labels: [("reason", reason), ("outcome", refused ? "refused" : "served_as_v1")])
   }
 
@@ -50,28 +55,20 @@ struct AgentMetrics: Sendable {
   func connectionEvent(_ event: HTTPServer.ConnectionEvent) {
     switch event {
     case .refused(let reason):
-      metrics.registry.makeCounter(
-        descriptor: .init(
-          namespace: "kiam", subsystem: "agent", metricName: "connections_refused", unitName: "total",
-          helpText: "Connections refused at the per-pod (per_source) or total connection cap"),
+      agentCounter(
+        "connections_refused", help: "Connections refused at the per-pod (per_source) or total connection cap",
         labels: [("reason", reason)]
       ).increment()
     case .replaced:
-      metrics.registry.makeCounter(
-        descriptor: .init(
-          namespace: "kiam", subsystem: "agent", metricName: "connections_replaced", unitName: "total",
-          helpText: "Idle connections closed to make room for a new one from the same pod")
-      ).increment()
+      agentCounter("connections_replaced", help: "Idle connections closed to make room for a new one from the same pod").increment()
     }
   }
 
   /// `kiam_agent_served_during_outage_total{handler}`: answered from the cache at once because
   /// no server answers (``ServerReachability``).
   func servedDuringOutage(_ handler: String) {
-    metrics.registry.makeCounter(
-      descriptor: .init(
-        namespace: "kiam", subsystem: "agent", metricName: "served_during_outage", unitName: "total",
-        helpText: "Requests answered from the cache at once while no kiam server answers"),
+    agentCounter(
+      "served_during_outage", help: "Requests answered from the cache at once while no kiam server answers",
       labels: [("handler", handler)]
     ).increment()
   }
