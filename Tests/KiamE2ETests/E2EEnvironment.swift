@@ -13,6 +13,16 @@ extension NodeEnvironment {
     return false
   }
 
+  /// The Cluster API provider's controller (pod `capa`), annotated with a role of the target
+  /// account (999999999999), as in the seed scenario.
+  func addCAPAControllerPod() throws {
+    let ip = try lab.addPod("capa")
+    api.upsertPod(
+      TestPod(
+        namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: ip,
+        role: "arn:aws:iam::999999999999:role/cluster-api"))
+  }
+
   // MARK: Clients inside pods
 
   /// boto3 `Session().get_credentials()` in the pod, no endpoint override.

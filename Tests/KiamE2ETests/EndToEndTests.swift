@@ -186,11 +186,7 @@ import Testing
     if E2EEnvironment.skip("cross-account chain") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
-      let ip = try env.lab.addPod("capa")
-      env.api.upsertPod(
-        TestPod(
-          namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: ip,
-          role: "arn:aws:iam::999999999999:role/cluster-api"))
+      try env.addCAPAControllerPod()
       #expect(try env.callerIdentity("capa") == "arn:aws:sts::999999999999:assumed-role/cluster-api/kiam-kiam")
       let stats = try await env.sts.stats()
       #expect(stats.calls("arn:aws:iam::123456789012:role/kiam_server") >= 1)

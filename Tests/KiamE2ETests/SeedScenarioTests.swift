@@ -63,11 +63,7 @@ import Testing
       #expect(healthy, "kiam health: \(probe.output) server: \(server.standardError)")
 
       // The CAPA controller in the target account's role, through kiam_server.
-      let ip = try env.lab.addPod("capa")
-      env.api.upsertPod(
-        TestPod(
-          namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: ip,
-          role: "arn:aws:iam::999999999999:role/cluster-api"))
+      try env.addCAPAControllerPod()
       #expect(try env.callerIdentity("capa") == "arn:aws:sts::999999999999:assumed-role/cluster-api/kiam-kiam")
       #expect(try env.boto3("capa")["method"] as? String == "iam-role")
       let stats = try await env.sts.stats()
