@@ -200,6 +200,28 @@ import Testing
     #expect(v6.specification.prefix(9) == ["-p", "tcp", "-d", "fd00::5/128", "--dport", "3100", "!", "-i", "eth0"])
   }
 
+  /// What an agent with other flags left (`--no-iptables-remove`) is found by its comment and
+  /// deleted; our own rule and other programs' rules are kept.
+  @Test func staleRulesOfOursAreFoundInTheListing() {
+    let rule = IPTablesRule.forHost("10.0.0.5", interface: "cali+", port: 8181).connectionRateLimit(perSecond: 500, burst: 1000)
+    let listing = """
+      -P INPUT ACCEPT
+      -A INPUT -d 10.0.0.5/32 -i cali+ -p tcp -m tcp --dport 8181 --tcp-flags FIN,SYN,RST,ACK SYN -m hashlimit --hashlimit-above 100/sec --hashlimit-burst 200 --hashlimit-mode srcip --hashlimit-name kiam-agent -m comment --comment "kiam agent: new connections per pod" -j REJECT --reject-with tcp-reset
+      -A INPUT -p tcp -m comment --comment "someone else" -j ACCEPT
+      """
+    let stale = rule.staleDeleteArguments(in: listing)
+    #expect(stale.count == 1)
+    #expect(stale.first?.prefix(6) == ["-w", "5", "-t", "filter", "-D", "INPUT"])
+    #expect(stale.first?.contains("100/sec") == true && stale.first?.contains("kiam agent: new connections per pod") == true)
+    let dnat = IPTablesRule.forHost("10.0.0.5", interface: "cali+", port: 8181)
+    let ours = "-A PREROUTING -d 169.254.169.254/32 -i cali+ -p tcp -m tcp --dport 80 -m comment --comment \"kiam agent: EC2 metadata to the agent\" -j DNAT --to-destination 10.0.0.5:8181"
+    // Our current rule as -S prints it (other word order, `-m tcp`) is ours.
+    #expect(dnat.staleDeleteArguments(in: ours).isEmpty)
+    #expect(rule.staleDeleteArguments(in: listing.replacingOccurrences(of: "100/sec", with: "500/sec").replacingOccurrences(of: "200", with: "1000")).isEmpty)
+    #expect(dnat.staleDeleteArguments(in: ours.replacingOccurrences(of: "8181", with: "3100")).count == 1)
+    #expect(IPTablesRule.shellWords("-A X --comment \"a b\" -j Y") == ["-A", "X", "--comment", "a b", "-j", "Y"])
+  }
+
   @Test func invertedInterface() {
     let rule = IPTablesRule.forHost("10.0.0.5", interface: "!eth0", port: 3100)
     #expect(rule.specification.contains("!"))

@@ -263,6 +263,23 @@ import Testing
       #expect(seen.contains("app-steady"))
       // For contrast: the node's own metadata service is there, only the rule keeps pods away.
       #expect(try env.lab.run(onNode: "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "default-role")
+
+      // An agent with another connection rate replaces the rate rule the last one left (one rule
+      // of each kind, never two; hashlimit rules of one name would share the first one's table).
+      env.agent?.signal(SIGTERM)
+      _ = await env.agent?.wait()
+      try await env.startAgent(["--max-new-connections-per-ip=50"])
+      func rateRules() throws -> [Substring] {
+        try env.lab.run(onNode: "iptables -t filter -S INPUT").output.split(separator: "\n")
+          .filter { $0.contains("kiam agent: new connections per pod") }
+      }
+      #expect(await eventually { (try? rateRules())?.first?.contains("50/sec") == true })
+      let rules = try env.lab.run(onNode: "iptables -t filter -S INPUT; iptables -t nat -S PREROUTING").output
+      let rate = try rateRules()
+      #expect(rate.count == 1 && rate.first?.contains("--hashlimit-above 50/sec --hashlimit-burst 100") == true, "\(rules)")
+      #expect(rules.split(separator: "\n").filter { $0.contains("kiam agent: EC2 metadata to the agent") }.count == 1, "\(rules)")
+      #expect(env.agent?.standardError.contains("removed a stale kiam agent rule") == true)
+      #expect(try env.lab.run(inPod: "steady", "curl -s --max-time 2 http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "app-steady")
     }
   }
 }

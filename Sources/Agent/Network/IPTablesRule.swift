@@ -52,16 +52,72 @@ struct IPTablesRule: Sendable, Equatable {
     switch purpose {
     case .redirect:
       return ["-p", "tcp", "-d", metadataAddress, "--dport", "80"] + interfaceMatch
-        + ["-m", "comment", "--comment", "kiam agent: EC2 metadata to the agent", "-j", "DNAT", "--to-destination", destination]
+        + ["-m", "comment", "--comment", comment, "-j", "DNAT", "--to-destination", destination]
     case .connectionRate(let perSecond, let burst):
       return ["-p", "tcp", "-d", hostAddress, "--dport", "\(port)"] + interfaceMatch
         + [
           "--syn", "-m", "hashlimit", "--hashlimit-above", "\(perSecond)/sec", "--hashlimit-burst", "\(burst)",
           "--hashlimit-mode", "srcip", "--hashlimit-name", "kiam-agent",
-          "-m", "comment", "--comment", "kiam agent: new connections per pod",
-          "-j", "REJECT", "--reject-with", "tcp-reset",
+          "-m", "comment", "--comment", comment, "-j", "REJECT", "--reject-with", "tcp-reset",
         ]
     }
+  }
+
+  /// The comment that marks the rule as ours.
+  var comment: String {
+    purpose == .redirect ? "kiam agent: EC2 metadata to the agent" : "kiam agent: new connections per pod"
+  }
+
+  /// `-S` of the rule's chain.
+  var listArguments: [String] { ["-w", "5", "-t", table, "-S", chain] }
+
+  /// Delete arguments for every rule of `listing` (`-S` output of the chain) that carries this
+  /// rule's comment but is not this rule: what an agent with other flags (another port, another
+  /// rate) left with `--no-iptables-remove`. A stale rate rule would otherwise keep its
+  /// parameters: hashlimit rules of one name share one table, set up by the first.
+  func staleDeleteArguments(in listing: String) -> [[String]] {
+    let mine = Self.keyOptions(specification)
+    return listing.split(whereSeparator: \.isNewline).compactMap { line -> [String]? in
+      let words = Self.shellWords(String(line))
+      guard words.count > 2, words[0] == "-A", words[1] == chain, words.contains(comment) else { return nil }
+      return Self.keyOptions(Array(words.dropFirst(2))) == mine ? nil : ["-w", "5", "-t", table, "-D"] + words.dropFirst()
+    }
+  }
+
+  /// The options that tell one of our rules from another, from a specification or an `-S` line
+  /// (which adds `-m tcp` and spells `--syn` out, so whole lines never compare equal).
+  static func keyOptions(_ words: [String]) -> [String: String] {
+    let keys: Set<String> = ["-d", "--dport", "-i", "--to-destination", "--hashlimit-above", "--hashlimit-burst"]
+    var options: [String: String] = [:]
+    for index in words.indices.dropLast() where keys.contains(words[index]) {
+      let negated = index > 0 && words[index - 1] == "!"
+      options[(negated ? "!" : "") + words[index]] = words[index + 1]
+    }
+    return options
+  }
+
+  /// Splits an `iptables -S` line into its words (double quotes group, as iptables prints comments).
+  static func shellWords(_ line: String) -> [String] {
+    var words: [String] = []
+    var current = ""
+    var quoted = false
+    var started = false
+    for character in line {
+      switch character {
+      case "\"":
+        quoted.toggle()
+        started = true
+      case " " where !quoted:
+        if started { words.append(current) }
+        current = ""
+        started = false
+      default:
+        current.append(character)
+        started = true
+      }
+    }
+    if started { words.append(current) }
+    return words
   }
 
   /// `-w` waits for the xtables lock instead of failing when another program holds it.

@@ -112,6 +112,13 @@ struct IPTablesService: Service {
   }
 
   private func ensure(_ rule: IPTablesRule, binary: String, initial: Bool) async throws {
+    try await ensureOnce(rule, binary: binary, initial: initial)
+    // Ours first, then what earlier agents left; checked again, so our rule is never missing
+    // for longer than one command even if the listing was misread.
+    if initial, await removeStale(rule, binary: binary) { try await ensureOnce(rule, binary: binary, initial: false) }
+  }
+
+  private func ensureOnce(_ rule: IPTablesRule, binary: String, initial: Bool) async throws {
     let check = try await CommandRunner.run(binary, rule.checkArguments)
     if check.status == 0 { return }
     if check.status == 4 || check.standardError.contains("Permission denied") { throw Self.failure(rule, check) }
@@ -127,6 +134,21 @@ struct IPTablesService: Service {
       ).increment()
       logger.warning("iptables rule was missing, restored it", metadata: ["rule": "\(rule.specification.joined(separator: " "))"])
     }
+  }
+
+  /// Deletes rules of ours with other parameters (see ``IPTablesRule/staleDeleteArguments(in:)``).
+  /// - Returns: Whether anything was deleted.
+  private func removeStale(_ rule: IPTablesRule, binary: String) async -> Bool {
+    guard let listing = try? await CommandRunner.run(binary, rule.listArguments, timeout: .seconds(5)), listing.status == 0
+    else { return false }
+    let stale = rule.staleDeleteArguments(in: listing.standardOutput)
+    for arguments in stale {
+      let deleted = try? await CommandRunner.run(binary, arguments, timeout: .seconds(5))
+      logger.warning(
+        "removed a stale kiam agent rule (other flags, left by an earlier agent)",
+        metadata: ["rule": "\(arguments.dropFirst(5).joined(separator: " "))", "status": "\(deleted?.status ?? -1)"])
+    }
+    return !stale.isEmpty
   }
 
   /// Removes the rule; retries briefly and never crashes (kiam's retry loop panicked, #402).
