@@ -1,5 +1,6 @@
 public import NIOCore
 import NIOSSL
+import NIOTLS
 
 /// Why a TLS handshake with a peer failed, as the `reason` label of
 /// `kiam_tls_handshake_failures_total` and the cause named in the agent's `/health?deep` and
@@ -30,7 +31,9 @@ public struct TLSPeerFailure: Sendable, Equatable {
       reason = "wrong_usage"
     } else if detail.contains("presented no certificate") {
       reason = "no_certificate"
-    } else if detail.lowercased().contains("name") || detail.contains("ServerIdentityPolicy") || detail.contains("does not match") {
+    } else if ["None of the names in SAN extension matched", "does not match expected hostname", "No SAN extension"]
+      .contains(where: { detail.contains($0) })
+    {
       reason = "wrong_name"
     } else {
       reason = "bad_certificate"
@@ -38,31 +41,59 @@ public struct TLSPeerFailure: Sendable, Equatable {
     return TLSPeerFailure(reason: reason, message: "peer certificate rejected: \(detail)")
   }
 
-  /// A handshake error NIOSSL reported on a connection; nil for the failures our own verifier
-  /// has already recorded (BoringSSL reports those as `CERTIFICATE_VERIFY_FAILED`).
-  static func handshake(_ error: any Error) -> TLSPeerFailure? {
-    let text = String(describing: error)
-    guard error is NIOSSLError || error is BoringSSLError else { return nil }
-    if text.contains("CERTIFICATE_VERIFY_FAILED") { return nil }
-    if let alert = text.firstRange(of: "ALERT_") {
-      let name = text[alert.lowerBound...].prefix { $0.isUppercase || $0 == "_" }
-      return TLSPeerFailure(
-        reason: "rejected_by_peer", message: "the peer rejected the handshake (\(name)): it does not accept our certificate or CA")
+  /// The TLS alerts by which a peer says it refuses our certificate.
+  static let certificateAlerts: Set<String> = [
+    "ALERT_BAD_CERTIFICATE", "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_CERTIFICATE_REVOKED", "ALERT_CERTIFICATE_EXPIRED",
+    "ALERT_CERTIFICATE_UNKNOWN", "ALERT_UNKNOWN_CA", "ALERT_ACCESS_DENIED", "ALERT_CERTIFICATE_REQUIRED",
+  ]
+
+  /// A TLS error NIOSSL reported on a connection, or nil when it is not a handshake failure worth
+  /// naming: what our own verifier already recorded (BoringSSL reports it as
+  /// `CERTIFICATE_VERIFY_FAILED`), a peer that closed without a TLS goodbye or before the
+  /// handshake (probes, port scans), and, once the handshake completed, anything but a peer's
+  /// certificate alert (TLS 1.3 servers refuse a client certificate after the client is done).
+  static func handshake(_ error: any Error, afterHandshake: Bool) -> TLSPeerFailure? {
+    if let nio = error as? NIOSSLError {
+      switch nio {
+      case .uncleanShutdown: return nil
+      default: break
+      }
+    } else if !(error is BoringSSLError) {
+      return nil
     }
-    return TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed: \(text)")
+    let text = String(describing: error)
+    if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("EOF during handshake") { return nil }
+    if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {
+      return TLSPeerFailure(reason: "no_certificate", message: "peer certificate rejected: the peer presented no certificate")
+    }
+    if let start = text.firstRange(of: "ALERT_") {
+      let alert = String(text[start.lowerBound...].prefix { $0.isUppercase || $0 == "_" })
+      if certificateAlerts.contains(alert) {
+        return TLSPeerFailure(
+          reason: "rejected_by_peer", message: "the peer refused our certificate (\(alert)): it does not trust our CA or certificate")
+      }
+      return afterHandshake ? nil : TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed (\(alert)): \(text)")
+    }
+    return afterHandshake ? nil : TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed: \(text)")
   }
 }
 
 /// Tells a ``TLSMaterialStore`` about handshake errors on its connection (added right after the
 /// NIOSSL handler, so it sees what that handler reports).
-final class TLSHandshakeErrorRecorder: ChannelInboundHandler, Sendable {
+final class TLSHandshakeErrorRecorder: ChannelInboundHandler {
   typealias InboundIn = NIOAny
   private let store: TLSMaterialStore
+  private var handshakeCompleted = false
 
   init(store: TLSMaterialStore) { self.store = store }
 
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if case .handshakeCompleted = event as? TLSUserEvent { handshakeCompleted = true }
+    context.fireUserInboundEventTriggered(event)
+  }
+
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    if let failure = TLSPeerFailure.handshake(error) { store.recordPeerFailure(failure) }
+    if let failure = TLSPeerFailure.handshake(error, afterHandshake: handshakeCompleted) { store.recordPeerFailure(failure) }
     context.fireErrorCaught(error)
   }
 
