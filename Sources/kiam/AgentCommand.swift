@@ -39,7 +39,7 @@ struct AgentCommand: AsyncParsableCommand {
   var iptablesCheckInterval: String?
   @Option(name: .customLong("max-connections-per-ip"), help: "Connections one pod address may hold open (default: 64; at the cap its longest-idle connection makes room).")
   var maxConnectionsPerIP: String?
-  @Option(name: .customLong("max-new-connections-per-ip"), help: "New connections a second one pod address may open, burst twice that (default: 500; with --iptables the kernel resets the rest).")
+  @Option(name: .customLong("max-new-connections-per-ip"), help: "New connections a second one pod address may open, burst twice that (default: 500; with --iptables the kernel resets the rest; 0: no such rule).")
   var maxNewConnectionsPerIP: String?
   @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
   var nodeIdentityTokenFile: String?
@@ -90,7 +90,7 @@ struct AgentCommand: AsyncParsableCommand {
     config.maxConnectionsPerSource = try FlagValues.integer(
       maxConnectionsPerIP, flag: "max-connections-per-ip", default: 64, range: 1...4096)
     config.newConnectionsPerSecondPerSource = try FlagValues.integer(
-      maxNewConnectionsPerIP, flag: "max-new-connections-per-ip", default: 500, range: 1...100_000)
+      maxNewConnectionsPerIP, flag: "max-new-connections-per-ip", default: 500, range: 0...100_000)
     config.iptablesCheckInterval = try FlagValues.positiveDuration(
       iptablesCheckInterval, flag: "iptables-check-interval", default: .seconds(30))
     if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {

@@ -192,9 +192,12 @@ import Testing
     #expect(rule.insertArguments == [
       "-w", "5", "-t", "filter", "-I", "INPUT", "1", "-p", "tcp", "-d", "10.0.0.5/32", "--dport", "8181", "-i", "cali+",
       "--syn", "-m", "hashlimit", "--hashlimit-above", "500/sec", "--hashlimit-burst", "1000", "--hashlimit-mode", "srcip",
-      "--hashlimit-name", "kiam-agent", "-m", "comment", "--comment", "kiam agent: new connections per pod",
+      "--hashlimit-name", IPTablesRule.hashlimitName(perSecond: 500, burst: 1000), "-m", "comment", "--comment", "kiam agent: new connections per pod",
       "-j", "REJECT", "--reject-with", "tcp-reset",
     ])
+    #expect(IPTablesRule.hashlimitName(perSecond: 500, burst: 1000).count <= 15)
+    #expect(IPTablesRule.hashlimitName(perSecond: 500, burst: 1000) != IPTablesRule.hashlimitName(perSecond: 50, burst: 100))
+    #expect(IPTablesRule.hashlimitName(perSecond: 100_000, burst: 200_000).hasPrefix("kiam-"))
     let v6 = IPTablesRule.forHost("fd00::5", interface: "!eth0", port: 3100).connectionRateLimit(perSecond: 1, burst: 2)
     #expect(v6.binary == "ip6tables")
     #expect(v6.specification.prefix(9) == ["-p", "tcp", "-d", "fd00::5/128", "--dport", "3100", "!", "-i", "eth0"])

@@ -90,12 +90,13 @@ public struct AgentApplication: Sendable {
       let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
       services.append(
         IPTablesService(
-          rules: [
-            rule,
-            rule.connectionRateLimit(
-              perSecond: configuration.newConnectionsPerSecondPerSource,
-              burst: 2 * configuration.newConnectionsPerSecondPerSource),
-          ],
+          rules: [rule]
+            + (configuration.newConnectionsPerSecondPerSource > 0
+              ? [
+                rule.connectionRateLimit(
+                  perSecond: configuration.newConnectionsPerSecondPerSource,
+                  burst: 2 * configuration.newConnectionsPerSecondPerSource)
+              ] : []),
           backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
           logger: logger, metrics: metrics,
           recheckInterval: configuration.iptablesCheckInterval))

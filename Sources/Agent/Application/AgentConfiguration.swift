@@ -39,7 +39,8 @@ public struct AgentConfiguration: Sendable {
   /// `--max-connections-per-ip` (default 64): connections one pod address may hold.
   public var maxConnectionsPerSource: Int
   /// `--max-new-connections-per-ip` (default 500): new connections a second one pod address may
-  /// open (burst twice that); with `--iptables` the kernel resets the rest (``IPTablesRule``).
+  /// open (burst twice that); with `--iptables` the kernel resets the rest (``IPTablesRule``);
+  /// 0 installs no such rule.
   public var newConnectionsPerSecondPerSource: Int
 
   public init(

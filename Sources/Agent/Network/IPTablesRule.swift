@@ -57,10 +57,22 @@ struct IPTablesRule: Sendable, Equatable {
       return ["-p", "tcp", "-d", hostAddress, "--dport", "\(port)"] + interfaceMatch
         + [
           "--syn", "-m", "hashlimit", "--hashlimit-above", "\(perSecond)/sec", "--hashlimit-burst", "\(burst)",
-          "--hashlimit-mode", "srcip", "--hashlimit-name", "kiam-agent",
+          "--hashlimit-mode", "srcip", "--hashlimit-name", Self.hashlimitName(perSecond: perSecond, burst: burst),
           "-m", "comment", "--comment", comment, "-j", "REJECT", "--reject-with", "tcp-reset",
         ]
     }
+  }
+
+  /// `kiam-` and a hash of the rate: hashlimit rules of one name share one table, with the
+  /// parameters of the rule that created it, so a rule with another rate needs another name
+  /// (at most 15 characters).
+  static func hashlimitName(perSecond: Int, burst: Int) -> String {
+    var hash: UInt32 = 2_166_136_261
+    for byte in "\(perSecond)/\(burst)".utf8 {
+      hash = (hash ^ UInt32(byte)) &* 16_777_619
+    }
+    let hex = String(hash, radix: 16)
+    return "kiam-" + String(repeating: "0", count: 8 - hex.count) + hex
   }
 
   /// The comment that marks the rule as ours.

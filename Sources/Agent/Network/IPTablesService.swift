@@ -34,7 +34,17 @@ struct IPTablesService: Service {
   func run() async throws {
     let binaries = try await programs()
     _ = try await listener.listeningAddress
-    for rule in rules { try await ensure(rule, binary: binaries[rule.family]!, initial: true) }
+    for rule in rules {
+      do {
+        try await ensure(rule, binary: binaries[rule.family]!, initial: true)
+      } catch where rule.purpose != .redirect {
+        // The rate limit is a second line of defence: without it (no hashlimit module) pods
+        // are still served, and the log says what is missing.
+        logger.error(
+          "cannot add the per-pod connection rate rule; one pod reconnecting in a loop can slow the others (--max-new-connections-per-ip=0 turns it off)",
+          metadata: ["error": "\(KiamError.describe(error))"])
+      }
+    }
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
