@@ -36,6 +36,8 @@ import Testing
     ("/latest/meta-data/IAM/security-credentials/", .forbiddenCredentials),
     ("/latest/meta-data/iam/security-credentials%20/x", .forbiddenCredentials),
     ("/latest/Api/Token", .forbiddenCredentials),
+    ("/latest/api;x/token", .forbiddenCredentials),
+    ("/lat%20est/meta-data/iam/security-credentials", .redirect("/lat%20est/meta-data/iam/security-credentials/")),
     ("/latest/meta-data/placement/a%20b", .other(path: "/latest/meta-data/placement/a b")),
     ("/latest/meta-data/placement/%2e%2e%2f%2e%2e%2fuser-data", .redirect("/latest/user-data")),
   ])

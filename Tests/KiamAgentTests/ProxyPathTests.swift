@@ -61,7 +61,8 @@ import Testing
         "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
         "/latest/meta-data/Identity-Credentials/ec2/security-credentials/ec2-instance",
         "/latest/API/token", "/latest/api/Token", "/latest/api%20/token", "/LATEST/META-DATA/IAM/SECURITY-CREDENTIALS/",
-        "/latest/meta-data/iam/security%2Dcredentials%20/x",
+        "/latest/meta-data/iam/security%2Dcredentials%20/x", "/latest/api;x/token", "/latest/meta-data/iam;v=1/security-credentials/",
+        "/latest/meta-data/iam/security-credentials;jsessionid=1/node-role",
       ]
       for path in spellings {
         for method in ["GET", "PUT"] {

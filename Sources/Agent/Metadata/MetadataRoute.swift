@@ -112,7 +112,7 @@ enum MetadataRoute: Equatable {
     }
     let extended = parts[3] == "security-credentials-extended"
     if parts.count == 4 {
-      return .redirect(path + "/" + (query.map(String.init) ?? ""))
+      return .redirect(PercentEncoding.encodePath(path + "/") + (query.map(String.init) ?? ""))
     }
     let prefix = "/" + parts[0...3].joined(separator: "/") + "/"
     var role = String(path.dropFirst(prefix.count))
@@ -122,10 +122,16 @@ enum MetadataRoute: Equatable {
   }
 
   /// Whether a path that is not one of our routes could still be read as a credentials or token
-  /// path by some server: compared without case and without white space or NULs.
+  /// path by some server: compared without case, white space or NULs, and with and without each
+  /// segment's `;parameters`.
   static func namesCredentialsOrToken(_ path: String) -> Bool {
     let folded = String(path.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace && $0 != "\0" })
-    return ["security-credentials", "identity-credentials", "api/token"].contains { folded.contains($0) }
+    let withoutParameters = folded.split(separator: "/", omittingEmptySubsequences: false)
+      .map { $0.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+      .joined(separator: "/")
+    return [folded, withoutParameters].contains { text in
+      ["security-credentials", "identity-credentials", "api/token"].contains { text.contains($0) }
+    }
   }
 
   /// Go's `path.Clean`, keeping a trailing slash (what gorilla/mux redirects to).

@@ -120,10 +120,16 @@ struct KiamServerClient: Sendable {
     } catch let error as RPCError {
       counters.handled(code: error.code.goName).increment()
       var failure = ServerCallError(code: error.code, message: error.message)
-      if failure.isUnavailable {
-        failure.cause = outageCause()
+      if failure.isUnavailable { failure.cause = outageCause() }
+      switch error.code {
+      case .unavailable:
         reachability.failed(cause: failure.description)
-      } else {
+      case .deadlineExceeded where timeout >= .milliseconds(500):
+        // A call given little time (the end of a request's budget) says nothing about the servers.
+        reachability.failed(cause: failure.description)
+      case .deadlineExceeded, .cancelled:
+        break
+      default:
         reachability.answered()
       }
       throw failure

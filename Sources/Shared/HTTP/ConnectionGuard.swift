@@ -81,6 +81,8 @@ final class ConnectionGuard: ChannelInboundHandler {
   func requestRead() {
     readingSince = nil
     inFlight += 1
+    // A pipelined request already buffered arrives without a new read: busy again.
+    entry?.busy()
   }
 
   /// A response has been written. Called on the channel's event loop.
