@@ -99,6 +99,10 @@ import Testing
       // Asking for another pod's role: 404, nothing else.
       #expect(try env.curlFlow("web", role: "app-batch").credentials.0 == 404)
 
+      // Ready as a readiness probe sees it: the rule is in place and a server answers.
+      let ready = try env.lab.run(onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/health?deep=1")
+      #expect(ready.output.hasSuffix("\n200"), "\(ready.output)")
+
       // A host-network caller (the node itself) is refused, not given a role.
       let host = try env.lab.run(
         onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/latest/meta-data/iam/security-credentials/")

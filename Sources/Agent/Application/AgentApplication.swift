@@ -66,12 +66,14 @@ public struct AgentApplication: Sendable {
       MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
     }
     let agentMetrics = AgentMetrics(metrics)
-    let handler = MetadataHandler(
+    let iptablesStatus = configuration.iptables ? IPTablesStatus() : nil
+    var handler = MetadataHandler(
       settings: MetadataSettings(
         allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2,
         clock: clock),
       cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream, work: work,
       metrics: agentMetrics, metricsEndpoint: metricsEndpoint, logger: logger)
+    handler.iptables = iptablesStatus
     let listener = HTTPServer(
       configuration: HTTPServerConfiguration(
         host: "", port: configuration.port, maxConnectionsPerSource: configuration.maxConnectionsPerSource),
@@ -99,7 +101,7 @@ public struct AgentApplication: Sendable {
               ] : []),
           backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
           logger: logger, metrics: metrics,
-          recheckInterval: configuration.iptablesCheckInterval))
+          recheckInterval: configuration.iptablesCheckInterval, status: iptablesStatus ?? IPTablesStatus()))
     }
     services += [listener, MemoryTrimService()]
     if let metricsEndpoint { services.append(metricsEndpoint) }

@@ -21,6 +21,8 @@ struct MetadataHandler: HTTPRequestHandler {
   let metrics: AgentMetrics
   /// Set with `--prometheus-listen-addr`: its trouble is reported by `/health?deep`.
   let metricsEndpoint: MetricsEndpoint?
+  /// Set with `--iptables`: `/health?deep` is not ready until the rule is in place.
+  var iptables: IPTablesStatus? = nil
   let logger: Logger
   let lookups = IdentityLookups()
 
@@ -324,12 +326,17 @@ struct MetadataHandler: HTTPRequestHandler {
   }
 
   /// `/health`: the node's instance id from the real metadata service; with `?deep`, first the
-  /// server's `GetHealth`. What is degraded without stopping credentials (the metrics endpoint,
+  /// iptables rule (503 until it is in place, with `--iptables`) and the server's `GetHealth`. What is degraded without stopping credentials (the metrics endpoint,
   /// the server's own warnings) is added as `warning:` lines after the instance id and as
   /// `X-Kiam-Warning` headers, with status 200: a liveness probe must not restart a working agent.
   private func health(deep: Bool) async -> HTTPResponse {
     var warnings: [String] = []
     if deep {
+      switch iptables?.current {
+      case .pending?: return .error(.serviceUnavailable, "not ready: the iptables rule is not in place yet")
+      case .failed(let error)?: return .error(.serviceUnavailable, "not ready: the iptables rule is not in place: \(error)")
+      case .inPlace?, nil: break
+      }
       do {
         let status = try await server.health(timeout: settings.requestBudget)
         guard status.message == "ok" else { return .error(.internalServerError, "server health: \(status.message)") }

@@ -19,6 +19,8 @@ struct IPTablesService: Service {
   let logger: Logger
   let metrics: KiamMetrics
   var recheckInterval: Duration = .seconds(30)
+  /// Told whether the DNAT rule is in place (for `/health?deep`).
+  var status = IPTablesStatus()
 
   /// A failure to manage the rule.
   static func failure(_ rule: IPTablesRule, _ output: CommandRunner.Output) -> KiamError {
@@ -37,7 +39,10 @@ struct IPTablesService: Service {
     for rule in rules {
       do {
         try await ensure(rule, binary: binaries[rule.family]!, initial: true)
-      } catch where rule.purpose != .redirect {
+      } catch where rule.purpose == .redirect {
+        status.set(.failed(KiamError.describe(error)))
+        throw error
+      } catch {
         // The rate limit is a second line of defence: without it (no hashlimit module) pods
         // are still served, and the log says what is missing.
         logger.error(
@@ -45,18 +50,22 @@ struct IPTablesService: Service {
           metadata: ["error": "\(KiamError.describe(error))"])
       }
     }
+    status.set(.inPlace)
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
         for rule in rules {
           do {
             try await ensure(rule, binary: binaries[rule.family]!, initial: false)
+            if rule.purpose == .redirect { status.set(.inPlace) }
           } catch {
+            if rule.purpose == .redirect { status.set(.failed(KiamError.describe(error))) }
             logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
           }
         }
       }
     }
+    status.set(.pending)
     if remove {
       for rule in rules { await delete(rule, binary: binaries[rule.family]!) }
     } else {
