@@ -7,6 +7,9 @@ BUILD_FLAGS  ?=
 CERTS_DIR    ?= dev-certs
 PLUGINS_PKG  := Tools/protoc-plugins
 GENERATED    := Sources/Shared/Generated
+# The tests' Python (moto, boto3, awscli, grpcio) lives in a virtual environment that
+# scripts/install-test-deps.sh makes; every target finds it first on PATH.
+export PATH := $(CURDIR)/.build/venv/bin:$(PATH)
 
 .PHONY: help build release link-order test e2e demo bench protos check-protos certs secrets manifests image-check clean deps build-deps
 

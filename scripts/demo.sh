@@ -9,6 +9,8 @@
 # boto3 at the agent with AWS_EC2_METADATA_SERVICE_ENDPOINT (one pod at a time).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The Python environment scripts/install-test-deps.sh makes (moto, boto3), as `make demo` sets it.
+export PATH="$root/.build/venv/bin:$PATH"
 work=$(mktemp -d /tmp/kiam-demo.XXXXXX)
 node=kiamdemo-node
 pids=()

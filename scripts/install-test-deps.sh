@@ -35,15 +35,32 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   fi
 fi
 
-# Python clients and the STS emulator, pinned to versions known to work together.
+# Python clients and the STS emulator, in a virtual environment inside the build folder (Debian's
+# own pip refuses to install into the system, PEP 668, and the system's site-packages stay as
+# they are). The Makefile puts its bin/ first on PATH for `make test`, `make demo` and the rest.
+venv="${KIAM_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.build/venv}"
 python_modules=(moto boto3 botocore awscli grpc grpc_tools flask)
+if [ ! -x "$venv/bin/python3" ]; then
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "installing: python3-venv"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    else
+      echo "python3-venv missing: run this as root, or apt-get install python3-venv" >&2
+      exit 1
+    fi
+  fi
+  echo "creating the Python environment for the tests: $venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+fi
 missing=()
 for m in "${python_modules[@]}"; do
-  python3 -c "import $m" >/dev/null 2>&1 || missing+=("$m")
+  "$venv/bin/python3" -c "import $m" >/dev/null 2>&1 || missing+=("$m")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing python packages for: ${missing[*]}"
-  python3 -m pip install -q 'moto[server]>=5.0' boto3 botocore awscli grpcio grpcio-tools flask
+  echo "installing python packages into $venv for: ${missing[*]}"
+  "$venv/bin/python3" -m pip install -q --disable-pip-version-check 'moto[server]>=5.0' boto3 botocore awscli grpcio grpcio-tools flask
 fi
-command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q 'moto[server]>=5.0'
-echo "test dependencies ready"
+[ -x "$venv/bin/moto_server" ] || "$venv/bin/python3" -m pip install -q --disable-pip-version-check 'moto[server]>=5.0'
+echo "test dependencies ready (python: $venv/bin)"

@@ -6,7 +6,7 @@ public enum PythonGRPCClient {
   /// Whether python3 with grpcio and grpcio-tools is here; prints why not once.
   public static let isAvailable = Python.canImport(
     "grpc, grpc_tools",
-    otherwise: "python3 grpcio/grpcio-tools missing (scripts/install-test-deps.sh installs them); skipping Python client tests")
+    otherwise: "python3 grpcio/grpcio-tools missing (make test installs them into .build/venv and puts it on PATH); skipping Python client tests")
 
   /// Runs the client: `ADDRESS CA CERT KEY SERVER_NAME CALL...` (see the script).
   public static func run(_ arguments: [String]) throws -> [[String: Any]] {

@@ -12,7 +12,7 @@ public final class STSLab: Sendable {
   /// Whether python3 with moto is available; prints why not when it isn't.
   public static let isAvailable = Python.canImport(
     "moto.moto_server.werkzeug_app, boto3",
-    otherwise: "python3 with moto[server] and boto3 is missing (scripts/install-test-deps.sh installs it); skipping STS tests")
+    otherwise: "python3 with moto[server] and boto3 is missing (make test installs them into .build/venv and puts it on PATH); skipping STS tests")
 
   public var endpoint: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 
