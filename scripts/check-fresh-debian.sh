@@ -39,6 +39,17 @@ echo "debian root: $((SECONDS - started)) s"
 mkdir -p "$target/opt"
 [ -x "$target/opt/swift/usr/bin/swift" ] || cp -a "$toolchain" "$target/opt/swift"
 cp /etc/resolv.conf "$target/etc/resolv.conf"
+# What the host's network needs and a newcomer's would not: CA certificates the host added (an
+# egress proxy's) and the pip/requests settings that name them.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$target/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$target/usr/local/share/ca-certificates/"
+  chroot "$target" update-ca-certificates >/dev/null 2>&1
+fi
+passed_env=()
+for name in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE PIP_INDEX_URL http_proxy https_proxy no_proxy; do
+  [ -n "${!name:-}" ] && passed_env+=("$name=${!name}")
+done
 
 mirror=$(git config --get-regexp '^url\..*\.insteadof$' 2>/dev/null | awk '$2 == "https://github.com/" {print $1}' | sed 's/^url\.//; s/\.insteadof$//' | head -1)
 if [ -n "$mirror" ] && [ -d "$mirror" ]; then
@@ -48,12 +59,16 @@ fi
 bind /proc /proc
 bind /sys /sys
 bind /dev /dev
+bind /dev/pts /dev/pts
 mkdir -p "$target/run/netns"
 mount -t tmpfs tmpfs "$target/run"; mounts+=("$target/run")
 
 rm -rf "$target/root/kiam"
 git clone -q "$repo" "$target/root/kiam"
-run() { chroot "$target" /usr/bin/env -i HOME=/root TERM=dumb PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "cd /root/kiam && $1"; }
+run() {
+  chroot "$target" /usr/bin/env -i HOME=/root TERM=dumb PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    "${passed_env[@]}" bash -c "cd /root/kiam && $1"
+}
 for command in "make demo" "make test"; do
   step=$SECONDS
   if run "$command" > "$target/root/$(echo "$command" | tr ' ' '-').log" 2>&1; then
