@@ -7,6 +7,8 @@
 #
 #   scripts/check-fresh-debian.sh [DIR]      (root; DIR defaults to /var/tmp/kiam-fresh-debian)
 #
+# KIAM_CHECK_REUSE=1 keeps the clone (and its build) of an earlier attempt.
+#
 # SWIFT_TOOLCHAIN (default: the directory above `swift` on PATH's usr/bin) is copied to /opt/swift
 # in the root. Swift packages are fetched as the host fetches them: when the host's git rewrites
 # github.com to a local mirror (url.<mirror>.insteadOf), the mirror is bind-mounted and the same
@@ -51,20 +53,28 @@ for name in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE PIP_INDEX_URL http_proxy h
   [ -n "${!name:-}" ] && passed_env+=("$name=${!name}")
 done
 
-mirror=$(git config --get-regexp '^url\..*\.insteadof$' 2>/dev/null | awk '$2 == "https://github.com/" {print $1}' | sed 's/^url\.//; s/\.insteadof$//' | head -1)
-if [ -n "$mirror" ] && [ -d "$mirror" ]; then
-  bind "$mirror" "$mirror"
-  chroot "$target" git config --system "url.$mirror.insteadOf" https://github.com/
-fi
+# `ip netns exec` remounts / (make-rslave): the root must be a mount point of its own.
+mount --bind "$target" "$target"; mounts+=("$target")
 bind /proc /proc
 bind /sys /sys
 bind /dev /dev
 bind /dev/pts /dev/pts
 mkdir -p "$target/run/netns"
 mount -t tmpfs tmpfs "$target/run"; mounts+=("$target/run")
+mirror=$(git config --get-regexp '^url\..*\.insteadof$' 2>/dev/null | awk '$2 == "https://github.com/" {print $1}' | sed 's/^url\.//; s/\.insteadof$//' | head -1)
+if [ -n "$mirror" ] && [ -d "$mirror" ]; then
+  bind "$mirror" "$mirror"
+  chroot "$target" git config --system "url.$mirror.insteadOf" https://github.com/
+fi
 
-rm -rf "$target/root/kiam"
-git clone -q "$repo" "$target/root/kiam"
+if [ -n "${KIAM_CHECK_REUSE:-}" ] && [ -d "$target/root/kiam/.git" ]; then
+  # A second attempt after fixing the check itself: the same clone, moved to this HEAD, keeping
+  # its build folder.
+  git -C "$target/root/kiam" fetch -q "$repo" HEAD && git -C "$target/root/kiam" reset -q --hard FETCH_HEAD
+else
+  rm -rf "$target/root/kiam"
+  git clone -q "$repo" "$target/root/kiam"
+fi
 run() {
   chroot "$target" /usr/bin/env -i HOME=/root TERM=dumb PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     "${passed_env[@]}" bash -c "cd /root/kiam && $1"
