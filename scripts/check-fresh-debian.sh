@@ -25,6 +25,11 @@ command -v mmdebstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=nonint
 mounts=()
 cleanup() {
   set +e
+  # Whatever still runs inside the root (a network namespace's processes can outlive the names
+  # the demo gave them), then the mounts.
+  for proc in /proc/[0-9]*; do
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$target" ] && kill -9 "${proc#/proc/}" 2>/dev/null
+  done
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null; done
 }
 trap cleanup EXIT
