@@ -66,6 +66,21 @@ public struct HTTPRequest: Sendable {
 public enum PercentEncoding {
   /// Decodes `%XX` escapes and `+` (as space, in query strings); invalid escapes are kept verbatim.
   public static func decode<S: StringProtocol>(_ text: S, plusAsSpace: Bool = true) -> String {
+    String(decoding: bytes(text, plusAsSpace: plusAsSpace, strict: false)!, as: UTF8.self)
+  }
+
+  /// Decodes a URL path strictly: nil for a `%` not followed by two hex digits, for bytes that
+  /// are not UTF-8, and for control characters (NUL, CR, LF, DEL…), encoded or not. `+` stays.
+  public static func decodePath<S: StringProtocol>(_ text: S) -> String? {
+    guard let bytes = bytes(text, plusAsSpace: false, strict: true), !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+      return nil
+    }
+    return String(validating: bytes, as: UTF8.self)
+  }
+
+  /// The decoded bytes; with `strict`, nil at the first `%` that does not start an escape (else
+  /// such a `%` is kept).
+  private static func bytes<S: StringProtocol>(_ text: S, plusAsSpace: Bool, strict: Bool) -> [UInt8]? {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(text.utf8.count)
     var it = Array(text.utf8)[...]
@@ -73,34 +88,15 @@ public enum PercentEncoding {
       if c == UInt8(ascii: "%"), it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) {
         bytes.append(h << 4 | l)
         it = it.dropFirst(2)
+      } else if c == UInt8(ascii: "%") && strict {
+        return nil
       } else if c == UInt8(ascii: "+") && plusAsSpace {
         bytes.append(UInt8(ascii: " "))
       } else {
         bytes.append(c)
       }
     }
-    return String(decoding: bytes, as: UTF8.self)
-  }
-
-  /// Decodes a URL path strictly: nil for a `%` not followed by two hex digits, for bytes that
-  /// are not UTF-8, and for control characters (NUL, CR, LF, DEL…), encoded or not. `+` stays.
-  public static func decodePath<S: StringProtocol>(_ text: S) -> String? {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(text.utf8.count)
-    var it = Array(text.utf8)[...]
-    while let c = it.popFirst() {
-      if c == UInt8(ascii: "%") {
-        guard it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) else { return nil }
-        bytes.append(h << 4 | l)
-        it = it.dropFirst(2)
-      } else {
-        bytes.append(c)
-      }
-    }
-    guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }), let decoded = String(validating: bytes, as: UTF8.self) else {
-      return nil
-    }
-    return decoded
+    return bytes
   }
 
   /// Whether every `%` of `text` starts a two-digit hex escape.
