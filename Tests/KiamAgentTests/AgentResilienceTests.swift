@@ -4,9 +4,9 @@ import KiamTestSupport
 import Testing
 
 /// Pod start, server outages and upstream failures, with real processes.
-@Suite(.serialized) struct AgentResilienceTests {
+@Suite(.serialized, .enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+struct AgentResilienceTests {
   @Test func newPodIsServedWithinTheBudgetWhileTheServerWaitsForIt() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       // The server watches a Kubernetes API (the test server) so a new pod arrives as a watch event.
@@ -57,7 +57,6 @@ import Testing
   }
 
   @Test func agentStartsWithoutAnyServerAndReportsIt() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startAgent()  // no server at all
@@ -81,7 +80,6 @@ import Testing
   }
 
   @Test func cachedCredentialsAreServedWhileTheServerIsDown() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -114,8 +112,7 @@ import Testing
   /// background; when a server is back, calls go to it again. Before: every fetch waited the
   /// 900 ms budget twice (1.81-1.84 s), 0.1 s from botocore's timeout.
   /// `KIAM_OUTAGE_SECONDS` (default 15) sets how long the outage is measured (300 in the notes).
-  @Test(.enabled(if: STSLab.isAvailable, "needs python3 with moto (scripts/install-test-deps.sh)"))
-  func aServerOutageCostsSDKsNothingOnceKnown() async throws {
+  @Test func aServerOutageCostsSDKsNothingOnceKnown() async throws {
     let seconds = ProcessInfo.processInfo.environment["KIAM_OUTAGE_SECONDS"].flatMap(Double.init) ?? 15
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
@@ -150,7 +147,6 @@ import Testing
   }
 
   @Test func upstreamMetadataServiceDown() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -171,7 +167,6 @@ import Testing
   }
 
   @Test func sigtermStopsTheAgentCleanly() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -187,7 +182,6 @@ import Testing
   /// fail fast, the agent does not spin retrying the lookup, and SIGTERM still stops it (the gRPC
   /// channel of a never-resolved name does not close by itself; the drain is bounded).
   @Test func unresolvableServerNameNeitherSpinsNorBlocksShutdown() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startAgent(serverAddress: "kiam-server.invalid:443")

@@ -5,9 +5,9 @@ import Testing
 
 /// Every route of the metadata API through real sockets: a kiam agent process, a kiam server
 /// process (static manifests), moto as STS and as the real metadata service.
-@Suite(.serialized) struct AgentRoutesTests {
+@Suite(.serialized, .enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+struct AgentRoutesTests {
   @Test func routesStatusesAndBodies() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -101,7 +101,6 @@ import Testing
   }
 
   @Test func credentialPathsAreNeverPassedThrough() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -118,7 +117,6 @@ import Testing
   }
 
   @Test func imdsv2TokenRules() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -161,7 +159,6 @@ import Testing
   /// that so far only fetched an IMDSv2 token is checked like a new one. (On loopback there is no
   /// neighbor entry, so only a confirmation younger than a second counts.)
   @Test func aTokenRequestDoesNotVouchForItsConnection() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -186,7 +183,6 @@ import Testing
   /// A keep-alive connection answers its repeated requests from its own copy of the answer, and
   /// the copy dies the moment the agent learns that the IP belongs to another pod.
   @Test func aKeepAliveConnectionLosesItsCredentialsWhenItsIPMovesToAnotherPod() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -218,7 +214,6 @@ import Testing
   /// new connection; once the server confirms the same pod, the credentials the agent already
   /// holds are served without asking the server for them again.
   @Test func aNewConnectionOfAKnownPodCostsOneServerCall() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       let serverMetrics = try FreePort.next()
@@ -245,7 +240,6 @@ import Testing
   }
 
   @Test func requireIMDSv2RefusesTokenlessRequests() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
@@ -275,7 +269,6 @@ import Testing
   }
 
   @Test func botocoreGetsThePodsCredentialsWithV2AndV1() async throws {
-    guard STSLab.isAvailable else { return }
     let h = try await AgentHarness()
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()

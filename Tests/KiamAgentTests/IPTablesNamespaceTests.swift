@@ -3,7 +3,8 @@ import KiamTestSupport
 import Testing
 
 /// The agent's DNAT rule in a private network namespace (root only; skipped with a reason else).
-@Suite(.serialized) struct IPTablesNamespaceTests {
+@Suite(.serialized, .enabled(if: NetworkNamespace.unavailableReason == nil, "\(NetworkNamespace.unavailableReason ?? "")"))
+struct IPTablesNamespaceTests {
   func agent(in ns: NetworkNamespace, pki: TestPKIFixture, port: Int, extra: [String] = [], env: String = "") throws -> KiamProcess {
     try KiamProcess(
       ["-c", "exec ip netns exec \(ns.name) env \(env) \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=\(port) --server-address=127.0.0.1:1 --iptables-check-interval=300ms "
@@ -20,7 +21,6 @@ import Testing
   }
 
   @Test func insertedFirstRestoredAndRemoved() async throws {
-    if NetworkNamespace.skipIfUnavailable("iptables rule lifecycle") { return }
     let ns = try NetworkNamespace()
     defer { ns.delete() }
     let dir = try TemporaryDirectory()
@@ -44,7 +44,6 @@ import Testing
   }
 
   @Test func keptWithNoIptablesRemoveAndNeverDuplicated() async throws {
-    if NetworkNamespace.skipIfUnavailable("--no-iptables-remove") { return }
     let ns = try NetworkNamespace()
     defer { ns.delete() }
     let dir = try TemporaryDirectory()
@@ -65,9 +64,7 @@ import Testing
   /// A node whose other rules are in one backend: the rule goes there, and the log says why.
   /// `seed` runs in the namespace before the agent starts; `expected` is the backend the rule must
   /// land in. A rule an earlier agent left in the other backend (`--no-iptables-remove`) is removed.
-  @Test(
-    .enabled(if: NetworkNamespace.unavailableReason == nil, "\(NetworkNamespace.unavailableReason ?? "")"),
-    arguments: [
+  @Test(arguments: [
     ("kube-proxy on legacy", "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -p udp -j KUBE-SERVICES", "", "legacy"),
     ("a stale rule in nft", "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-nft -t nat -I PREROUTING 1 \(Self.agentRule)", "", "legacy"),
     ("kube-proxy on nft", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES", "", "nft"),
@@ -98,7 +95,6 @@ import Testing
   }
 
   @Test func invertedInterface() async throws {
-    if NetworkNamespace.skipIfUnavailable("inverted interface") { return }
     let ns = try NetworkNamespace()
     defer { ns.delete() }
     let dir = try TemporaryDirectory()
@@ -113,7 +109,6 @@ import Testing
   }
 
   @Test func missingBinaryOrCapabilityIsOneClearError() async throws {
-    if NetworkNamespace.skipIfUnavailable("iptables errors") { return }
     let ns = try NetworkNamespace()
     defer { ns.delete() }
     let dir = try TemporaryDirectory()

@@ -4,9 +4,8 @@ import Testing
 
 /// `kiam server --pod-manifests` as a real process, called by a Python grpcio client generated
 /// from our proto (what Go kiam agents' wire format looks like to a third-party stack).
-@Suite(.serialized) struct StaticModeProcessTests {
-  static let pythonAvailable = PythonGRPCClient.isAvailable
-
+@Suite(.serialized, .enabled(if: PythonGRPCClient.isAvailable, "needs python3 with grpcio: scripts/install-test-deps.sh"))
+struct StaticModeProcessTests {
   static let manifests = """
     apiVersion: v1
     kind: Namespace
@@ -35,7 +34,6 @@ import Testing
   func runPython(_ arguments: [String]) throws -> [[String: Any]] { try PythonGRPCClient.run(arguments) }
 
   @Test func pythonGRPCClientTalksToTheServerOverMutualTLS() async throws {
-    guard Self.pythonAvailable else { return }
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
@@ -72,8 +70,7 @@ import Testing
   /// A Go kiam agent's calls (its channel options, no metadata, retries inside its handlers' 5 s
   /// deadline) get kiam's answers: found at once, forbidden at once and not retried, an unknown
   /// pod retried until the deadline and then `pod not found`.
-  @Test(.enabled(if: PythonGRPCClient.isAvailable, "needs python3 grpcio (scripts/install-test-deps.sh)"))
-  func goKiamAgentCallsGetKiamsAnswers() async throws {
+  @Test func goKiamAgentCallsGetKiamsAnswers() async throws {
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
@@ -105,7 +102,6 @@ import Testing
   }
 
   @Test func manifestsAreReReadAndBrokenFilesKeepThePreviousContent() async throws {
-    guard Self.pythonAvailable else { return }
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
@@ -145,7 +141,6 @@ import Testing
   }
 
   @Test func sigtermLetsAnInFlightRPCFinish() async throws {
-    guard Self.pythonAvailable else { return }
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)

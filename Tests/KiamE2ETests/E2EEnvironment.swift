@@ -5,13 +5,9 @@ import KiamTestSupport
 typealias E2EEnvironment = NodeEnvironment
 
 extension NodeEnvironment {
-  static func skip(_ test: String) -> Bool {
-    if let reason = unavailableReason {
-      print("skipping end-to-end test \(test): \(reason); runs as root in CI (make e2e)")
-      return true
-    }
-    return false
-  }
+  /// Why the real SDK clients (``SDKClient/Kind``) cannot run here in pods, or nil.
+  static let sdkUnavailableReason: String? =
+    unavailableReason ?? SDKClient.Kind.allCases.compactMap { kind in kind.unavailableReason.map { "\(kind): \($0)" } }.first
 
   /// The Cluster API provider's controller (pod `capa`), annotated with a role of the target
   /// account (999999999999), as in the seed scenario.

@@ -5,7 +5,8 @@ import Testing
 /// The whole path as it runs on a node: packets to 169.254.169.254 from a pod's own network
 /// namespace, DNAT by the agent's own iptables rule, the agent, the server over mutual TLS,
 /// STS (moto, signatures checked) and unmodified AWS clients in the pod. Root only.
-@Suite(.serialized) struct EndToEndTests {
+@Suite(.serialized, .enabled(if: E2EEnvironment.unavailableReason == nil, "\(E2EEnvironment.unavailableReason ?? "")"))
+struct EndToEndTests {
   static let permitted = "arn:aws:iam::(123456789012|999999999999):role/.*"
 
   func setUp(agent agentFlags: [String] = []) async throws -> E2EEnvironment {
@@ -19,14 +20,11 @@ import Testing
     return env
   }
 
-  static let sdkReason: String? =
-    E2EEnvironment.unavailableReason ?? SDKClient.Kind.allCases.compactMap { kind in kind.unavailableReason.map { "\(kind): \($0)" } }.first
-
   /// IMDSv2 tokens outlive the agent process: SDKs that cache theirs (Go v1 for its TTL, Go v2,
   /// Ruby) keep working when the agent restarts, and botocore as before. One client process per
   /// SDK in the pod, fetching before and after the restart; with `--require-imdsv2` too, where a
   /// token the new agent could not check would be a 401.
-  @Test(.enabled(if: sdkReason == nil, "\(sdkReason ?? "")"), arguments: [[String](), ["--require-imdsv2"]])
+  @Test(.enabled(if: E2EEnvironment.sdkUnavailableReason == nil, "\(E2EEnvironment.sdkUnavailableReason ?? "")"), arguments: [[String](), ["--require-imdsv2"]])
   func sdksKeepWorkingAcrossAnAgentRestart(_ flags: [String]) async throws {
     let agentFlags = flags + ["--prometheus-listen-addr=127.0.0.1:9620"]
     let env = try await setUp(agent: agentFlags)
@@ -112,7 +110,6 @@ import Testing
   }
 
   @Test func concurrentPodsNeverSeeEachOthersCredentials() async throws {
-    if E2EEnvironment.skip("isolation under load") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
       let aIP = try env.lab.addPod("a")
@@ -149,7 +146,6 @@ import Testing
   /// Pod A is deleted and pod B starts with A's IP; B gets B's role or nothing, never A's.
   @Test(arguments: ["deleteThenAdd", "addThenDelete", "bSeenLate"])
   func ipReuseNeverHandsOutThePreviousPodsRole(_ order: String) async throws {
-    if E2EEnvironment.skip("IP reuse \(order)") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
       let ip = try env.lab.addPod("old")
@@ -187,7 +183,6 @@ import Testing
   }
 
   @Test func crossAccountRoleThroughTheServerRole() async throws {
-    if E2EEnvironment.skip("cross-account chain") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
       try env.addCAPAControllerPod()
@@ -199,7 +194,6 @@ import Testing
   }
 
   @Test func podsCreatedAndQueriedAtOnceAreServedWithinOneSecond() async throws {
-    if E2EEnvironment.skip("pod start") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
       var failures: [String] = []
@@ -231,7 +225,6 @@ import Testing
   }
 
   @Test func serverRestartAndAgentRestartKeepPodsSafe() async throws {
-    if E2EEnvironment.skip("restarts") { return }
     let env = try await setUp()
     try await withCleanup({ await env.tearDown() }) {
       let ip = try env.lab.addPod("steady")

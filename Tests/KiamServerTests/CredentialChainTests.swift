@@ -63,8 +63,8 @@ import Testing
     }
   }
 
-  @Test func webIdentityIRSA() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func webIdentityIRSA() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     let dir = try TemporaryDirectory()
@@ -79,8 +79,8 @@ import Testing
     #expect(try await lab.stats().web_identity == 1)
   }
 
-  @Test func containerCredentials() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func containerCredentials() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     let dir = try TemporaryDirectory()
@@ -94,8 +94,8 @@ import Testing
     #expect(key.sessionToken == "test-session-token")
   }
 
-  @Test func instanceMetadataWithIMDSv2() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func instanceMetadataWithIMDSv2() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     let dir = try TemporaryDirectory()
@@ -139,8 +139,8 @@ import Testing
     #expect(calls.value == 3)
   }
 
-  @Test func baseARNAutodetection() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func baseARNAutodetection() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     try await withAWSHTTP { http in

@@ -7,7 +7,8 @@ import Testing
 @testable import KiamServer
 
 /// The credentials cache through the real STS client against moto with injected faults.
-@Suite(.serialized) struct CredentialsCacheTests {
+@Suite(.serialized, .enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+struct CredentialsCacheTests {
   let logger = Logger(label: "test")
   let key = AWSAccessKey(accessKeyID: "AKIACACHETEST", secretAccessKey: "secret")
 
@@ -39,7 +40,6 @@ import Testing
   }
 
   @Test func thousandConcurrentRequestsMakeOneSTSCall() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["latency_ms": "300"])
@@ -60,7 +60,6 @@ import Testing
   }
 
   @Test func cancelledFirstCallerDoesNotFailTheOthers() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["latency_ms": "800"])
@@ -80,7 +79,6 @@ import Testing
   }
 
   @Test func refreshHappensBeforeTheLifetimeFloor() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     // Compressed time: 24 s sessions, 8 s floor, 4 s margin (refresh due 12 s before expiry).
@@ -106,7 +104,6 @@ import Testing
   }
 
   @Test func stsOutageKeepsServingValidCredentialsAndRecovers() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     // Compressed time: 30 s sessions (one hour), STS down for 22 s (about 44 minutes).
@@ -138,7 +135,6 @@ import Testing
   }
 
   @Test func accessDeniedIsAnsweredFromMemoryForAWhile() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["deny_role": "forbidden"])
@@ -157,7 +153,6 @@ import Testing
   }
 
   @Test func throttlingBacksOffMoreAndMore() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["throttle_rate": "1"])
@@ -172,7 +167,6 @@ import Testing
   }
 
   @Test func concurrencyAndRateLimitsProtectSTS() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["latency_ms": "100"])
@@ -191,7 +185,6 @@ import Testing
   }
 
   @Test func prefetchOnlyPermittedRolesAndForgetUnusedOnes() async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     let settings = CredentialsCacheSettings(forgetAfter: .seconds(1))

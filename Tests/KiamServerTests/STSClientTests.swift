@@ -66,8 +66,8 @@ import Testing
     }
   }
 
-  @Test func signedRequestsAreCheckedByMoto() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func signedRequestsAreCheckedByMoto() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     let auth = try await lab.enableAuthentication()
@@ -106,8 +106,8 @@ import Testing
     }
   }
 
-  @Test func webIdentity() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func webIdentity() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     try await withSTS(lab) { sts in
@@ -119,12 +119,13 @@ import Testing
     }
   }
 
-  @Test(arguments: [
+  @Test(
+    .enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"),
+    arguments: [
     ("RegionDisabledException", "403", false), ("ExpiredToken", "400", false), ("InvalidClientTokenId", "403", false),
     ("AccessDenied", "403", false), ("ServiceUnavailable", "503", true), ("InternalFailure", "500", true),
   ])
   func errorResponses(_ code: String, _ status: String, _ transient: Bool) async throws {
-    guard STSLab.isAvailable else { return }
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["error_rate": "1", "error_code": code, "error_status": status])
@@ -146,8 +147,8 @@ import Testing
     }
   }
 
-  @Test func throttlingIsRetriedWithBackoffThenSucceeds() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func throttlingIsRetriedWithBackoffThenSucceeds() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["throttle_rate": "1"])
@@ -171,8 +172,8 @@ import Testing
     }
   }
 
-  @Test func resetConnectionsAreTransientAndRetried() async throws {
-    guard STSLab.isAvailable else { return }
+  @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
+  func resetConnectionsAreTransientAndRetried() async throws {
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["reset_rate": "1"])

@@ -1,7 +1,7 @@
 import Foundation
 
-/// A network namespace for tests that need root (iptables, veth pairs). Tests skip with a printed
-/// reason when not root or when the tools are missing.
+/// A network namespace for tests that need root (iptables, veth pairs). Tests are disabled with
+/// ``unavailableReason`` when not root or when the tools are missing.
 public final class NetworkNamespace: Sendable {
   public let name: String
 
@@ -18,15 +18,6 @@ public final class NetworkNamespace: Sendable {
     _ = try? Shell.run("ip netns del \(probe)")
     return nil
   }()
-
-  /// Prints the skip reason once per test and returns true when namespace tests must skip.
-  public static func skipIfUnavailable(_ test: String) -> Bool {
-    if let reason = unavailableReason {
-      print("skipping \(test): \(reason); runs as root in CI")
-      return true
-    }
-    return false
-  }
 
   public init(prefix: String = "kiamt") throws {
     name = "\(prefix)\(getpid() % 10000)\(Int.random(in: 0..<100000))"
