@@ -62,13 +62,42 @@ public final class SDKClient: @unchecked Sendable {
     let errors = Mutex(Data())
   }
   private let output = Output()
-  public let kind: Kind
+  /// The SDK, e.g. `go-v2`, or `java-v2 (replayed)`.
+  public let name: String
 
   /// Starts the client. `prefix` runs it elsewhere (`ip netns exec POD env ...`); `environment`
   /// is added to the client's (with a prefix, pass it through `env` in the prefix instead).
-  public init(_ kind: Kind, prefix: [String] = [], environment: [String: String] = [:]) throws {
-    self.kind = kind
-    let argv = prefix + (try kind.command())
+  public convenience init(_ kind: Kind, prefix: [String] = [], environment: [String: String] = [:]) throws {
+    try self.init(name: kind.rawValue, command: try kind.command(), prefix: prefix, environment: environment)
+  }
+
+  /// Replays an SDK that cannot be installed here (``replayedSDKs``) by the rules read from its
+  /// source (scripts/test/sdk/replay/): its answers carry `requests`, what it sent, one
+  /// `METHOD path status` per line.
+  public convenience init(replaying sdk: String, prefix: [String] = []) throws {
+    let python = SDKClient.which("python3") ?? "/usr/bin/python3"
+    try self.init(
+      name: "\(sdk) (replayed)", command: [python, "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/imds_replay.py", sdk],
+      prefix: prefix, environment: [:])
+  }
+
+  /// The SDKs ``init(replaying:prefix:)`` knows.
+  public static let replayedSDKs = ["java-v2", "js-v3", "rust", "kotlin"]
+
+  /// What the fixture says `sdk` sends in `scenario` (`first`, `refresh`, `no_role`,
+  /// `role_added`), `{role}` replaced by `role`.
+  public static func replaySequence(_ sdk: String, _ scenario: String, role: String) throws -> [String] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/sdks.json"))
+    let fixture = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+    guard let sequences = (fixture?[sdk] as? [String: Any])?["sequences"] as? [String: [String]],
+      let sequence = sequences[scenario]
+    else { throw TestSupportError("sdks.json has no \(scenario) sequence for \(sdk)") }
+    return sequence.map { $0.replacingOccurrences(of: "{role}", with: role) }
+  }
+
+  private init(name: String, command: [String], prefix: [String], environment: [String: String]) throws {
+    self.name = name
+    let argv = prefix + command
     process = Process()
     process.executableURL = URL(fileURLWithPath: argv[0])
     process.arguments = Array(argv.dropFirst())
@@ -106,7 +135,7 @@ public final class SDKClient: @unchecked Sendable {
   /// Makes the client fetch credentials (and ask STS) once; returns its JSON answer.
   public func fetch(timeout: Duration = .seconds(30)) async throws -> [String: String] {
     let before = output.lines.withLock { $0.complete.count }
-    guard process.isRunning else { throw TestSupportError("\(kind) exited: \(standardError)") }
+    guard process.isRunning else { throw TestSupportError("\(name) exited: \(standardError)") }
     try input.write(contentsOf: Data("fetch\n".utf8))
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
@@ -118,7 +147,7 @@ public final class SDKClient: @unchecked Sendable {
       if !process.isRunning { break }
       try await Task.sleep(for: .milliseconds(20))
     }
-    throw TestSupportError("\(kind) gave no answer in \(timeout): \(standardError)")
+    throw TestSupportError("\(name) gave no answer in \(timeout): \(standardError)")
   }
 
   public func stop() {
