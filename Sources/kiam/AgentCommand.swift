@@ -25,7 +25,7 @@ struct AgentCommand: AsyncParsableCommand {
   var iptables = false
   @Flag(name: .customLong("iptables-remove"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Remove the iptables rule on exit (default: true; --no-iptables-remove keeps it, failing closed).")
   var iptablesRemove = true
-  @Option(name: .customLong("host"), help: "Node IP used as the DNAT target (env HOST_IP).")
+  @Option(name: .customLong("host"), help: "Node IP used as the DNAT target, or one IPv4 and one IPv6 address separated by a comma for dual-stack pods (env HOST_IP).")
   var host: String?
   @Option(name: .customLong("host-interface"), help: "Pod-side interface for the DNAT rule; '+' wildcard, leading '!' inverts (default: docker0).")
   var hostInterface: String?
@@ -51,7 +51,9 @@ struct AgentCommand: AsyncParsableCommand {
     guard let hostValue, !hostValue.isEmpty else {
       throw KiamError.flag("host", "required flag not provided (set --host or the HOST_IP environment variable)")
     }
-    var config = AgentConfiguration(tls: try tls.files(context: context), host: hostValue)
+    let hosts = try FlagValues.nodeAddresses(hostValue, flag: "host")
+    var config = AgentConfiguration(tls: try tls.files(context: context), host: hosts[0])
+    config.hosts = hosts
     config.prometheusListenAddress = try telemetry.metricsAddress()
     config.serverAddress = try client.address()
     config.gatewayTimeoutCreation = try client.connectTimeout()

@@ -56,6 +56,14 @@ import Testing
     Case(name: "agent without host", arguments: { pki in
       ["agent", "--cert=\(pki.agent.certificate)", "--key=\(pki.agent.key)", "--ca=\(pki.agent.ca)"]
     }, expected: ["--host", "HOST_IP"]),
+    Case(name: "host not an IP", arguments: { agent($0) + ["--host=node-1.example"] },
+         expected: ["--host", "\"node-1.example\" is not an IP address", "status.hostIPs"]),
+    Case(name: "host with two IPv4 addresses", arguments: { agent($0) + ["--host=10.0.0.1,10.0.0.2"] },
+         expected: ["--host", "two IPv4 addresses"]),
+    Case(name: "host with an empty part", arguments: { agent($0) + ["--host=10.0.0.1,"] },
+         expected: ["--host", "\"\" is not an IP address"]),
+    Case(name: "host in brackets", arguments: { agent($0) + ["--host=[fd00::1]"] },
+         expected: ["--host", "\"[fd00::1]\" is not an IP address"]),
     Case(name: "no role base arn", arguments: { pki in
       ["server", "--cert=\(pki.server.certificate)", "--key=\(pki.server.key)", "--ca=\(pki.server.ca)"]
     }, expected: ["role-base-arn not specified and not auto-detected"]),

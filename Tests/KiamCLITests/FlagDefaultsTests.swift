@@ -217,6 +217,18 @@ import Testing
     #expect(try withRoot { try parseAgent(base, context: $0).0.host } == "10.9.8.7")
   }
 
+  /// `status.hostIPs` on a dual-stack node: one address of each family, canonical, the first being
+  /// what tokens are bound to; one IPv6 address alone for an IPv6 node.
+  @Test(arguments: [
+    ("10.0.0.1,fd00::1", ["10.0.0.1", "fd00::1"]), ("fd00:0:0::1, 10.0.0.1", ["fd00::1", "10.0.0.1"]),
+    ("FD00::A", ["fd00::a"]), ("10.0.0.1", ["10.0.0.1"]),
+  ])
+  func hostTakesOneAddressPerFamily(_ value: String, _ expected: [String]) throws {
+    let config = try withRoot { try parseAgent(["agent"] + Self.tlsArgs + ["--host=\(value)"], context: $0).0 }
+    #expect(config.hosts == expected)
+    #expect(config.host == expected[0])
+  }
+
   @Test func deprecatedAliasesWarn() throws {
     let agentArgs = ["agent"] + Self.tlsArgs + [
       "--whitelist-route-regexp=^/x$", "--grpc-keepalive-time-ms=10s", "--grpc-keepalive-timeout-ms=2s",

@@ -9,11 +9,16 @@ import Foundation
 ///                    └─ veth kpXb ── pod netns B: ...
 ///
 /// Pods reach 169.254.169.254:80 only through the node; the agent's DNAT rule sends it to the agent.
+/// A dual-stack pod (``addDualStackPod(_:)``) also has fd00:200:a::2, with an IPv6 default route
+/// via the node, which has fd00:199::1 (the IPv6 HOST_IP) and the IPv6 metadata address
+/// fd00:ec2::254, as a Nitro instance with the IPv6 endpoint enabled does.
 public final class E2ELab: @unchecked Sendable {
   public let id: String
   public let node: String
   /// The node's address (HOST_IP), on a dummy interface.
   public let nodeIP = "10.199.0.1"
+  /// The node's IPv6 address (the second of `status.hostIPs`), on the same dummy interface.
+  public let nodeIPv6 = "fd00:199::1"
   /// The root netns end of the root↔node link, where the Kubernetes API test server listens.
   public let hostSideIP: String
   public let nodeSideIP: String
@@ -52,6 +57,8 @@ public final class E2ELab: @unchecked Sendable {
       ip netns exec \(node) ip link set kn\(id) up
       ip netns exec \(node) ip addr add \(nodeIP)/32 dev lo
       ip netns exec \(node) ip addr add 169.254.169.254/32 dev lo
+      ip netns exec \(node) ip -6 addr add \(nodeIPv6)/128 dev lo nodad
+      ip netns exec \(node) ip -6 addr add fd00:ec2::254/128 dev lo nodad
       ip route replace \(nodeIP)/32 via \(nodeSideIP) dev kr\(id)
       """)
   }
@@ -91,6 +98,21 @@ public final class E2ELab: @unchecked Sendable {
       """)
     pods[name] = (index, address)
     return address
+  }
+
+  /// Creates a dual-stack pod: ``addPod(_:ip:)`` plus fd00:200:<index>::2/64 on its eth0 and an
+  /// IPv6 default route via the node. Returns both addresses, as `status.podIPs` lists them.
+  @discardableResult
+  public func addDualStackPod(_ name: String) throws -> (ipv4: String, ipv6: String) {
+    let ipv4 = try addPod(name)
+    let index = pods[name]!.index
+    let ipv6 = "fd00:200:\(index)::2"
+    try sh("""
+      ip netns exec \(node) ip -6 addr add fd00:200:\(index)::1/64 dev \(podInterfacePrefix)\(index) nodad
+      ip netns exec \(podNamespace(name)) ip -6 addr add \(ipv6)/64 dev eth0 nodad
+      ip netns exec \(podNamespace(name)) ip -6 route add default via fd00:200:\(index)::1 dev eth0
+      """)
+    return (ipv4, ipv6)
   }
 
   /// Deletes a pod netns (its veth goes with it), freeing its IP for another pod.

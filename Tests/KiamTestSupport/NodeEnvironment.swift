@@ -93,9 +93,11 @@ public final class NodeEnvironment: @unchecked Sendable {
   }
 
   /// Starts the agent with `--iptables` for the pods' interfaces, and waits for its rule.
-  public func startAgent(_ extra: [String] = []) async throws {
+  /// - Parameter host: `--host` (HOST_IP); the node's IPv4 address unless given, e.g. both of
+  ///   the node's addresses for dual-stack pods.
+  public func startAgent(_ extra: [String] = [], host: String? = nil) async throws {
     let process = try startInNode(
-      ["agent", "--iptables", "--host-interface=\(lab.podInterfacePrefix)+", "--host=\(lab.nodeIP)", "--port=\(agentPort)",
+      ["agent", "--iptables", "--host-interface=\(lab.podInterfacePrefix)+", "--host=\(host ?? lab.nodeIP)", "--port=\(agentPort)",
        "--server-address=localhost:\(serverPort)", "--metadata-endpoint=http://169.254.169.254",
        "--allow-route-regexp=^/latest/meta-data/placement/"] + pki.agent.arguments + extra)
     agent = process

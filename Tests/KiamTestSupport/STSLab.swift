@@ -14,7 +14,9 @@ public final class STSLab: Sendable {
     "moto.moto_server.werkzeug_app, boto3",
     otherwise: "python3 with moto[server] and boto3 is missing (make test installs them into .build/venv and puts it on PATH); skipping STS tests")
 
-  public var endpoint: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+  public var endpoint: String { "\(tls ? "https" : "http")://\(urlHost):\(port)" }
+  /// ``host`` as a URL writes it (IPv6 literals in brackets).
+  var urlHost: String { host.contains(":") ? "[\(host)]" : host }
 
   /// Starts the lab on 127.0.0.1, or inside network namespace `namespace` on `host:port`.
   /// - Parameter tls: Certificate and key files to serve HTTPS with.
@@ -45,7 +47,7 @@ public final class STSLab: Sendable {
       let deadline = clock.now + .seconds(30)
       while clock.now < deadline {
         if (try? Shell.run("ip netns exec \(namespace!) sh -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null"))?.status == 0 { break }
-        if (try? Shell.run("ip netns exec \(namespace!) curl -s -o /dev/null http://\(host):\(port)/_lab/stats"))?.status == 0 { break }
+        if (try? Shell.run("ip netns exec \(namespace!) curl -s -o /dev/null http://\(urlHost):\(port)/_lab/stats"))?.status == 0 { break }
         try await Task.sleep(for: .milliseconds(100))
       }
     }

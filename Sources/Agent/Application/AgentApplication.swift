@@ -89,16 +89,15 @@ public struct AgentApplication: Sendable {
       ServerProbeService(server: server, reachability: server.reachability, logger: logger),
     ]
     if configuration.iptables {
-      let rule = IPTablesRule.forHost(configuration.host, interface: configuration.hostInterface, port: configuration.port)
+      // Per node address (one per family): the redirect, then the rate limit.
+      let rules = configuration.hosts.flatMap { host in
+        let rule = IPTablesRule.forHost(host, interface: configuration.hostInterface, port: configuration.port)
+        let perSecond = configuration.newConnectionsPerSecondPerSource
+        return [rule] + (perSecond > 0 ? [rule.connectionRateLimit(perSecond: perSecond, burst: 2 * perSecond)] : [])
+      }
       services.append(
         IPTablesService(
-          rules: [rule]
-            + (configuration.newConnectionsPerSecondPerSource > 0
-              ? [
-                rule.connectionRateLimit(
-                  perSecond: configuration.newConnectionsPerSecondPerSource,
-                  burst: 2 * configuration.newConnectionsPerSecondPerSource)
-              ] : []),
+          rules: rules,
           backend: configuration.iptablesBackend, remove: configuration.iptablesRemove, listener: listener,
           logger: logger, metrics: metrics,
           recheckInterval: configuration.iptablesCheckInterval, status: iptablesStatus ?? IPTablesStatus()))

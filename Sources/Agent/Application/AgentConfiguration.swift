@@ -24,8 +24,12 @@ public struct AgentConfiguration: Sendable {
   public var iptablesRemove: Bool
   /// `--iptables-backend` (default auto): nft, legacy, or the one the node's rules are in.
   public var iptablesBackend: IPTablesBackend.Choice
-  /// `--host` / `HOST_IP`: the node IP used as DNAT target.
-  public var host: String
+  /// `--host` / `HOST_IP`: the node's addresses used as DNAT targets, at most one per family
+  /// (`status.hostIPs` on a dual-stack node): one iptables rule for IPv4 pods (169.254.169.254),
+  /// one ip6tables rule for IPv6 pods (fd00:ec2::254).
+  public var hosts: [String]
+  /// The first of ``hosts`` (`status.hostIP`): what IMDSv2 tokens are bound to.
+  public var host: String { hosts.first ?? "" }
   /// `--host-interface` (default `docker0`): pod-side interface, `+` wildcard, leading `!` inverts.
   public var hostInterface: String
   /// `--require-imdsv2`: refuse tokenless (IMDSv1) requests.
@@ -75,7 +79,7 @@ public struct AgentConfiguration: Sendable {
     self.iptables = iptables
     self.iptablesRemove = iptablesRemove
     self.iptablesBackend = iptablesBackend
-    self.host = host
+    self.hosts = [host]
     self.hostInterface = hostInterface
     self.requireIMDSv2 = requireIMDSv2
     self.metadataEndpoint = metadataEndpoint

@@ -54,15 +54,17 @@ struct IPTablesService: Service {
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
+        // Ready only while every redirect (one per family) is in place.
+        var failure: String?
         for rule in rules {
           do {
             try await ensure(rule, binary: binaries[rule.family]!, initial: false)
-            if rule.purpose == .redirect { status.set(.inPlace) }
           } catch {
-            if rule.purpose == .redirect { status.set(.failed(KiamError.describe(error))) }
+            if rule.purpose == .redirect, failure == nil { failure = KiamError.describe(error) }
             logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
           }
         }
+        status.set(failure.map { .failed($0) } ?? .inPlace)
       }
     }
     status.set(.pending)

@@ -1,3 +1,4 @@
+import Foundation
 import KiamShared
 
 /// Conversions from flag text to typed values, each failing with a one-line error naming the flag.
@@ -29,6 +30,25 @@ enum FlagValues {
   static func optionalHostPort(_ text: String?, flag: String) throws -> HostPort? {
     guard let text, !text.isEmpty else { return nil }
     return try hostPort(text, flag: flag, default: text)
+  }
+
+  /// The node's addresses for `--host` / `HOST_IP`: one IP, or one of each family separated by a
+  /// comma, as the downward API's `status.hostIPs` gives them on a dual-stack node.
+  static func nodeAddresses(_ text: String, flag: String) throws -> [String] {
+    var addresses: [String] = []
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+      let candidate = part.trimmingCharacters(in: .whitespaces)
+      guard !candidate.hasPrefix("["), let address = CanonicalIP.normalize(candidate), !candidate.contains("%") else {
+        throw KiamError.flag(
+          flag,
+          "\(JSON.quote(candidate)) is not an IP address (the node's IP: status.hostIP, or status.hostIPs for dual-stack pods)")
+      }
+      if let same = addresses.first(where: { $0.contains(":") == address.contains(":") }) {
+        throw KiamError.flag(flag, "\(JSON.quote(text)) has two \(address.contains(":") ? "IPv6" : "IPv4") addresses (\(same), \(address)); give at most one of each family")
+      }
+      addresses.append(address)
+    }
+    return addresses
   }
 
   static func regexp(_ text: String, flag: String) throws -> GoRegexp {

@@ -27,7 +27,9 @@ extension ManifestTests {
     return (result.status, result.stdout + result.stderr)
   }
 
-  /// The container's environment as kiam would see it in the pod (HOST_IP from status.podIP).
+  /// The container's environment as kiam would see it in a host-network pod on a dual-stack
+  /// node: `status.podIP` is the node's first address, `status.podIPs` both, comma-separated, as
+  /// the kubelet writes them.
   static func environment(of container: Object) -> [String: String] {
     var environment: [String: String] = [:]
     for variable in container["env"] as? [Object] ?? [] {
@@ -36,6 +38,8 @@ extension ManifestTests {
         environment[name] = value
       } else if variable.value("valueFrom", "fieldRef", "fieldPath") as? String == "status.podIP" {
         environment[name] = "10.0.0.5"
+      } else if variable.value("valueFrom", "fieldRef", "fieldPath") as? String == "status.podIPs" {
+        environment[name] = "10.0.0.5,fd00:10::5"
       }
     }
     return environment

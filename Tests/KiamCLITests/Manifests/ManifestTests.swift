@@ -54,7 +54,7 @@ import Testing
         case "agent":
           let (config, warnings) = try parseAgent(args, context: context)
           #expect(warnings.isEmpty, "\(warnings)")
-          #expect(config.host == "10.0.0.5", "HOST_IP must come from status.podIP")
+          #expect(config.hosts == ["10.0.0.5", "fd00:10::5"], "HOST_IP must come from status.podIPs (both families)")
         default:
           Issue.record("\(workload.name): unexpected arguments \(args)")
         }
@@ -104,7 +104,7 @@ import Testing
     #expect(agentArgs.iptables && !agentArgs.iptablesRemove, "the DNAT rule stays while the agent restarts")
     #expect(agent.podSpec["hostNetwork"] as? Bool == true && server.podSpec["hostNetwork"] as? Bool == true)
     #expect(agent.podSpec["dnsPolicy"] as? String == "ClusterFirstWithHostNet")
-    #expect(agent.containers[0].value("env", 0, "valueFrom", "fieldRef", "fieldPath") as? String == "status.podIP")
+    #expect(agent.containers[0].value("env", 0, "valueFrom", "fieldRef", "fieldPath") as? String == "status.podIPs")
 
     // Probes: kiam health against the server's own port; /ping and /health on the agent's port.
     #expect(agent.containers[0].value("livenessProbe", "httpGet", "path") as? String == "/ping")
