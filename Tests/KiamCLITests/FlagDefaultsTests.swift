@@ -158,7 +158,7 @@ import Testing
       #expect(try withRoot { value(try parseServer(base + ["--no-\(flag)"], context: $0).0) } == false)
     }
     // --json-log / --no-json-log on every command.
-    guard let box = try parse(base + ["--json-log", "--no-json-log"]) as? ServerBox else { return }
+    let box = try #require(try parse(base + ["--json-log", "--no-json-log"]) as? ServerBox)
     #expect(box.command.log.jsonLog == false)
   }
 
