@@ -94,6 +94,46 @@ struct IPTablesNamespaceTests {
     #expect(rules(expected).isEmpty, "\(name): the rule stayed after exit")
   }
 
+  /// `/health?deep`, what a readiness probe asks, is not ready while one of the redirects (here the
+  /// IPv6 one of a dual-stack `--host`) is missing and cannot be put back: an ip6tables that
+  /// refuses inserts while a file exists, after something deleted the rule. Ready again (here:
+  /// only the missing server left to report) once the rule is back.
+  @Test func deepHealthIsNotReadyWhileARedirectIsMissing() async throws {
+    let ns = try NetworkNamespace()
+    defer { ns.delete() }
+    let dir = try TemporaryDirectory()
+    defer { dir.remove() }
+    let pki = try TestPKIFixture.make(in: dir.path)
+    let wrapper = try dir.write(
+      "bin/ip6tables-nft",
+      """
+      #!/bin/sh
+      case "$*" in *"-t nat -I PREROUTING"*) [ -e \(dir.path)/refuse ] && { echo "ip6tables: refused by the test" >&2; exit 1; } ;; esac
+      exec /usr/sbin/ip6tables-nft "$@"
+      """)
+    try Shell.run("chmod 755 \(wrapper)")
+    let process = try agent(
+      in: ns, pki: pki, port: 18187, extra: ["--iptables-backend=nft", "--host=10.99.0.1,fd00:99::1"],
+      env: "PATH=\(dir.path)/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    func health() -> String {
+      (try? ns.run("curl -s --max-time 2 -w ' %{http_code}' 'http://127.0.0.1:18187/health?deep=1'").output) ?? ""
+    }
+    func ipv6Rules() -> Int {
+      ((try? ns.run("ip6tables-nft -t nat -S PREROUTING").output) ?? "").split(separator: "\n").filter { $0.contains("kiam agent") }.count
+    }
+    #expect(await eventually { ipv6Rules() == 1 && health().contains("no kiam server reachable") }, "\(health()) \(process.standardError)")
+    try Shell.run("touch \(dir.path)/refuse")
+    #expect(try ns.run("ip6tables-nft -t nat -D PREROUTING 1").status == 0)
+    #expect(await eventually { health().hasSuffix(" 503") }, "\(health())")
+    #expect(health().contains("not ready: the iptables rule is not in place") && health().contains("refused by the test"), "\(health())")
+    #expect(try rules(ns).count == 1, "the IPv4 rule stays")
+    try Shell.run("rm \(dir.path)/refuse")
+    #expect(await eventually { ipv6Rules() == 1 && !health().hasSuffix(" 503") }, "\(health())")
+    process.signal(SIGTERM)
+    #expect(await process.wait(timeout: .seconds(10)) == 0)
+    #expect(try ipv6Rules() == 0 && rules(ns).isEmpty)
+  }
+
   @Test func invertedInterface() async throws {
     let ns = try NetworkNamespace()
     defer { ns.delete() }
