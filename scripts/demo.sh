@@ -162,7 +162,7 @@ if [ -z "${KIAM_DEMO_LOOPBACK:-}" ] && [ "$(id -u)" = 0 ] && ip netns add kiamde
   started=$SECONDS
   wait_for 60 in_node bash -c "$(declare -f agent_ready); agent_ready http://10.201.0.1:8181" || not_ready agent agent.log
   echo "  agent ready after $((SECONDS - started)) s (rule in place, a server answers)"
-  echo "  agent rule: $(ip netns exec $node iptables -t nat -S PREROUTING | grep DNAT)"
+  echo "  agent rule: $(ip netns exec $node iptables -t nat -S PREROUTING 2>/dev/null | grep DNAT)"
   say "Each pod asks 169.254.169.254 with boto3 (no endpoint override), then STS who it is"
   row POD NAMESPACE ANNOTATION "ACCESS KEY" "CALLER IDENTITY (STS)"
   for pod in frontend reports intruder; do
@@ -171,7 +171,9 @@ if [ -z "${KIAM_DEMO_LOOPBACK:-}" ] && [ "$(id -u)" = 0 ] && ip netns add kiamde
     summary_row "$pod" "${pod_ns[$pod]}" "${pod_role[$pod]}" "$out" "$(expected_arn "${pod_ns[$pod]}" "${pod_role[$pod]}")"
   done
   echo
-  echo "  intruder's raw answer: $(ip netns exec kiamdemo-intruder curl -s --max-time 3 -w ' (HTTP %{http_code})' http://169.254.169.254/latest/meta-data/iam/security-credentials/shop-reports)"
+  answer=$(ip netns exec kiamdemo-intruder curl -s --max-time 3 -w '\n%{http_code}' \
+    http://169.254.169.254/latest/meta-data/iam/security-credentials/shop-reports || true)
+  echo "  intruder's raw answer: HTTP ${answer##*$'\n'}: $(printf '%s' "${answer%$'\n'*}" | tr '\n' ' ')"
 else
   say "Not root (or no network namespaces): the same flow on loopback, one pod at a time"
   mkdir -p "$work/manifests"
