@@ -94,24 +94,29 @@ struct IPTablesNamespaceTests {
     #expect(rules(expected).isEmpty, "\(name): the rule stayed after exit")
   }
 
-  /// `/health?deep`, what a readiness probe asks, is not ready while one of the redirects (here the
-  /// IPv6 one of a dual-stack `--host`) is missing and cannot be put back: an ip6tables that
-  /// refuses inserts while a file exists, after something deleted the rule. Ready again (here:
-  /// only the missing server left to report) once the rule is back.
+  /// A dual-stack `--host`: the agent serves its first family's pods while the other family's
+  /// redirect cannot be added, and `/health?deep` (what a readiness probe asks) is not ready while
+  /// any redirect is missing. The tools refuse inserts while a file `refuse-ipv4` or `refuse-ipv6`
+  /// exists: first the IPv6 rule cannot be added at start, then the IPv4 one (the first address's)
+  /// is deleted and cannot be put back. Ready again (here: only the missing server left to
+  /// report) once every rule is in place.
   @Test func deepHealthIsNotReadyWhileARedirectIsMissing() async throws {
     let ns = try NetworkNamespace()
     defer { ns.delete() }
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
-    let wrapper = try dir.write(
-      "bin/ip6tables-nft",
-      """
-      #!/bin/sh
-      case "$*" in *"-t nat -I PREROUTING"*) [ -e \(dir.path)/refuse ] && { echo "ip6tables: refused by the test" >&2; exit 1; } ;; esac
-      exec /usr/sbin/ip6tables-nft "$@"
-      """)
-    try Shell.run("chmod 755 \(wrapper)")
+    for (tool, family) in [("iptables-nft", "ipv4"), ("ip6tables-nft", "ipv6")] {
+      let wrapper = try dir.write(
+        "bin/\(tool)",
+        """
+        #!/bin/sh
+        case "$*" in *"-t nat -I PREROUTING"*) [ -e \(dir.path)/refuse-\(family) ] && { echo "\(tool): refused by the test" >&2; exit 1; } ;; esac
+        exec /usr/sbin/\(tool) "$@"
+        """)
+      try Shell.run("chmod 755 \(wrapper)")
+    }
+    try Shell.run("touch \(dir.path)/refuse-ipv6")
     let process = try agent(
       in: ns, pki: pki, port: 18187, extra: ["--iptables-backend=nft", "--host=10.99.0.1,fd00:99::1"],
       env: "PATH=\(dir.path)/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -121,14 +126,22 @@ struct IPTablesNamespaceTests {
     func ipv6Rules() -> Int {
       ((try? ns.run("ip6tables-nft -t nat -S PREROUTING").output) ?? "").split(separator: "\n").filter { $0.contains("kiam agent") }.count
     }
-    #expect(await eventually { ipv6Rules() == 1 && health().contains("no kiam server reachable") }, "\(health()) \(process.standardError)")
-    try Shell.run("touch \(dir.path)/refuse")
-    #expect(try ns.run("ip6tables-nft -t nat -D PREROUTING 1").status == 0)
+    // IPv6 refused from the start: the agent runs, with its IPv4 rule, and is not ready.
+    #expect(await eventually { (try? rules(ns).count) == 1 && health().hasSuffix(" 503") }, "\(health()) \(process.standardError)")
+    #expect(health().contains("not ready: the iptables rule is not in place") && health().contains("ip6tables-nft: refused by the test"), "\(health())")
+    #expect(process.isRunning && ipv6Rules() == 0)
+    #expect(process.standardError.contains("cannot add the ip6tables rule"), "\(process.standardError)")
+    try Shell.run("rm \(dir.path)/refuse-ipv6")
+    #expect(await eventually { ipv6Rules() == 1 && health().contains("no kiam server reachable") }, "\(health())")
+
+    // The first address's rule goes and cannot be put back, while the IPv6 one is fine.
+    try Shell.run("touch \(dir.path)/refuse-ipv4")
+    #expect(try ns.run("iptables-nft -t nat -D PREROUTING 1").status == 0)
     #expect(await eventually { health().hasSuffix(" 503") }, "\(health())")
-    #expect(health().contains("not ready: the iptables rule is not in place") && health().contains("refused by the test"), "\(health())")
-    #expect(try rules(ns).count == 1, "the IPv4 rule stays")
-    try Shell.run("rm \(dir.path)/refuse")
-    #expect(await eventually { ipv6Rules() == 1 && !health().hasSuffix(" 503") }, "\(health())")
+    #expect(health().contains("iptables-nft: refused by the test"), "\(health())")
+    #expect(ipv6Rules() == 1 && process.isRunning)
+    try Shell.run("rm \(dir.path)/refuse-ipv4")
+    #expect(await eventually { (try? rules(ns).count) == 1 && !health().hasSuffix(" 503") }, "\(health())")
     process.signal(SIGTERM)
     #expect(await process.wait(timeout: .seconds(10)) == 0)
     #expect(try ipv6Rules() == 0 && rules(ns).isEmpty)

@@ -57,7 +57,7 @@ import Testing
       ["agent", "--cert=\(pki.agent.certificate)", "--key=\(pki.agent.key)", "--ca=\(pki.agent.ca)"]
     }, expected: ["--host", "HOST_IP"]),
     Case(name: "host not an IP", arguments: { agent($0) + ["--host=node-1.example"] },
-         expected: ["--host", "\"node-1.example\" is not an IP address", "status.hostIPs"]),
+         expected: ["--host", "\"node-1.example\" is not an IP address", "status.podIPs"]),
     Case(name: "host with two IPv4 addresses", arguments: { agent($0) + ["--host=10.0.0.1,10.0.0.2"] },
          expected: ["--host", "two IPv4 addresses"]),
     Case(name: "host with an empty part", arguments: { agent($0) + ["--host=10.0.0.1,"] },

@@ -217,7 +217,7 @@ import Testing
     #expect(try withRoot { try parseAgent(base, context: $0).0.host } == "10.9.8.7")
   }
 
-  /// `status.hostIPs` on a dual-stack node: one address of each family, canonical, the first being
+  /// `status.podIPs` of the host-network agent on a dual-stack node: one address of each family, canonical, the first being
   /// what tokens are bound to; one IPv6 address alone for an IPv6 node.
   @Test(arguments: [
     ("10.0.0.1,fd00::1", ["10.0.0.1", "fd00::1"]), ("fd00:0:0::1, 10.0.0.1", ["fd00::1", "10.0.0.1"]),

@@ -4,7 +4,7 @@ import Testing
 
 /// Dual-stack pods whose SDKs use the IPv6 metadata endpoint
 /// (`AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`, `http://[fd00:ec2::254]`): the agent, given
-/// both of the node's addresses (`HOST_IP` from `status.hostIPs`), adds the ip6tables rule too,
+/// both of the node's addresses (`HOST_IP` from `status.podIPs`), adds the ip6tables rule too,
 /// answers on IPv6 and finds the pod by its IPv6 address (`status.podIPs`). The node has its own
 /// IPv6 metadata service, as a Nitro instance with the IPv6 endpoint enabled does: without the
 /// rule, pods would get the node's role from it. Each pod's IPv4 route to 169.254.169.254 is
@@ -31,6 +31,9 @@ struct DualStackE2ETests {
         let blocked = try env.lab.run(inPod: name, "ip route add prohibit 169.254.169.254/32")
         #expect(blocked.status == 0, "\(blocked.output)")
       }
+      // And a pod of the IPv4 family only, on the same node.
+      let plainIP = try env.lab.addPod("plain")
+      env.api.upsertPod(TestPod(namespace: "apps", name: "plain", ip: plainIP, role: "app-plain"))
       try await env.startServer()
       try await env.startAgent(host: "\(env.lab.nodeIP),\(env.lab.nodeIPv6)")
 
@@ -74,6 +77,7 @@ struct DualStackE2ETests {
           #expect(answer["error"] == nil && answer["arn"] == arn, "\(client.name): \(answer) \(client.standardError)")
         }
       }
+      #expect(try env.callerIdentity("plain") == "arn:aws:sts::123456789012:assumed-role/app-plain/kiam-kiam")
       // Without IPv6 mode the SDK tries 169.254.169.254, which this pod cannot reach: the answers
       // above came over IPv6.
       let ipv4Only = try env.lab.run(inPod: "web", "curl -s --max-time 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/").output

@@ -17,7 +17,7 @@ public final class E2ELab: @unchecked Sendable {
   public let node: String
   /// The node's address (HOST_IP), on a dummy interface.
   public let nodeIP = "10.199.0.1"
-  /// The node's IPv6 address (the second of `status.hostIPs`), on the same dummy interface.
+  /// The node's IPv6 address (the second of the agent's `status.podIPs`), on the same dummy interface.
   public let nodeIPv6 = "fd00:199::1"
   /// The root netns end of the root↔node link, where the Kubernetes API test server listens.
   public let hostSideIP: String

@@ -104,11 +104,14 @@ public final class NodeEnvironment: @unchecked Sendable {
     guard try await waitForNode(port: agentPort) else {
       throw TestSupportError("agent did not start: \(process.standardError)")
     }
-    // The rule is in place once the listener is up; give it a moment.
+    // The rules (one per address) follow the listener; give them a moment.
+    let destinations = (host ?? lab.nodeIP).split(separator: ",").map { $0.contains(":") ? "[\($0)]:\(agentPort)" : "\($0):\(agentPort)" }
     for _ in 0..<50 {
-      if (try lab.run(onNode: "iptables -t nat -S PREROUTING")).output.contains("--to-destination \(lab.nodeIP):\(agentPort)") { return }
+      let rules = try lab.run(onNode: "iptables -t nat -S PREROUTING; ip6tables -t nat -S PREROUTING").output
+      if destinations.allSatisfy({ rules.contains("--to-destination \($0)") }) { return }
       try await Task.sleep(for: .milliseconds(100))
     }
+    throw TestSupportError("the agent's rules to \(destinations) did not appear in 5 s: \(process.standardError)")
   }
 
   /// Waits for something to listen on 127.0.0.1:`port` in the node netns.

@@ -111,6 +111,7 @@ public struct AgentApplication: Sendable {
       "kiam agent starting",
       metadata: [
         "port": "\(configuration.port)", "server": "\(configuration.serverAddress)", "version": "\(KiamVersion.current)",
+        "host": "\(configuration.hosts.joined(separator: ","))",
       ])
     var failure: (any Error)?
     do {

@@ -25,10 +25,12 @@ public struct AgentConfiguration: Sendable {
   /// `--iptables-backend` (default auto): nft, legacy, or the one the node's rules are in.
   public var iptablesBackend: IPTablesBackend.Choice
   /// `--host` / `HOST_IP`: the node's addresses used as DNAT targets, at most one per family
-  /// (`status.hostIPs` on a dual-stack node): one iptables rule for IPv4 pods (169.254.169.254),
-  /// one ip6tables rule for IPv6 pods (fd00:ec2::254).
+  /// (`status.podIPs` of the host-network agent on a dual-stack node, whose first is always
+  /// `status.podIP`): one iptables rule for IPv4 pods (169.254.169.254), one ip6tables rule for
+  /// IPv6 pods (fd00:ec2::254).
   public var hosts: [String]
-  /// The first of ``hosts`` (`status.hostIP`): what IMDSv2 tokens are bound to.
+  /// The first of ``hosts`` (`status.podIP`): what IMDSv2 tokens are bound to, so the order
+  /// matters; the downward API keeps it.
   public var host: String { hosts.first ?? "" }
   /// `--host-interface` (default `docker0`): pod-side interface, `+` wildcard, leading `!` inverts.
   public var hostInterface: String

@@ -33,15 +33,27 @@ struct IPTablesService: Service {
     return KiamError(code: .internal, message: "\(rule.binary) failed with status \(output.status): \(detail)")
   }
 
+  /// The family of the first redirect (the node's first address, `status.podIP`). Without that
+  /// rule the agent serves nobody, so failing to add it stops the agent; the other family's
+  /// redirect (a dual-stack `--host`) is logged, reported by `/health?deep` and retried, so a node
+  /// that cannot do IPv6 NAT still serves its IPv4 pods.
+  private var primaryFamily: IPTablesRule.Family? { rules.first { $0.purpose == .redirect }?.family }
+
   func run() async throws {
     let binaries = try await programs()
     _ = try await listener.listeningAddress
+    var failure: String?
     for rule in rules {
       do {
-        try await ensure(rule, binary: binaries[rule.family]!, initial: true)
-      } catch where rule.purpose == .redirect {
+        try await ensure(rule, binary: try Self.program(for: rule, in: binaries), initial: true)
+      } catch where rule.purpose == .redirect && rule.family == primaryFamily {
         status.set(.failed(KiamError.describe(error)))
         throw error
+      } catch where rule.purpose == .redirect {
+        failure = failure ?? KiamError.describe(error)
+        logger.error(
+          "cannot add the \(rule.binary) rule: pods of that family get no metadata until it is in place (retried every --iptables-check-interval)",
+          metadata: ["error": "\(KiamError.describe(error))"])
       } catch {
         // The rate limit is a second line of defence: without it (no hashlimit module) pods
         // are still served, and the log says what is missing.
@@ -50,7 +62,7 @@ struct IPTablesService: Service {
           metadata: ["error": "\(KiamError.describe(error))"])
       }
     }
-    status.set(.inPlace)
+    status.set(failure.map { .failed($0) } ?? .inPlace)
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
@@ -58,7 +70,7 @@ struct IPTablesService: Service {
         var failure: String?
         for rule in rules {
           do {
-            try await ensure(rule, binary: binaries[rule.family]!, initial: false)
+            try await ensure(rule, binary: try Self.program(for: rule, in: binaries), initial: false)
           } catch {
             if rule.purpose == .redirect, failure == nil { failure = KiamError.describe(error) }
             logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
@@ -69,7 +81,9 @@ struct IPTablesService: Service {
     }
     status.set(.pending)
     if remove {
-      for rule in rules { await delete(rule, binary: binaries[rule.family]!) }
+      for rule in rules {
+        if let binary = binaries[rule.family] { await delete(rule, binary: binary) }
+      }
     } else {
       logger.info("leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
     }
@@ -96,12 +110,11 @@ struct IPTablesService: Service {
     var binaries: [IPTablesRule.Family: String] = [:]
     for rule in rules {
       let name = decision.map { $0.backend.binary(rule.family) } ?? rule.binary
-      guard let path = CommandRunner.find(name) else {
-        throw KiamError(
-          code: .invalidConfiguration,
-          message: "\(name) not found: install it in the agent image or run the agent without --iptables")
+      if let path = CommandRunner.find(name) {
+        binaries[rule.family] = path
+      } else if rule.family == primaryFamily {
+        throw Self.notFound(name)
       }
-      binaries[rule.family] = path
     }
     if let decision {
       logger.info(
@@ -114,6 +127,16 @@ struct IPTablesService: Service {
         metadata: ["programs": "\(binaries.values.sorted().joined(separator: ", "))"])
     }
     return binaries
+  }
+
+  private static func notFound(_ name: String) -> KiamError {
+    KiamError(code: .invalidConfiguration, message: "\(name) not found: install it in the agent image or run the agent without --iptables")
+  }
+
+  /// The program for `rule`'s family, or the error that it is not installed.
+  private static func program(for rule: IPTablesRule, in binaries: [IPTablesRule.Family: String]) throws -> String {
+    guard let binary = binaries[rule.family] else { throw notFound(rule.binary) }
+    return binary
   }
 
   /// Deletes our rule from the backends not chosen: an agent of an earlier version (or before

@@ -33,7 +33,8 @@ enum FlagValues {
   }
 
   /// The node's addresses for `--host` / `HOST_IP`: one IP, or one of each family separated by a
-  /// comma, as the downward API's `status.hostIPs` gives them on a dual-stack node.
+  /// comma, as the downward API's `status.podIPs` gives them to the host-network agent on a
+  /// dual-stack node (the first is `status.podIP`).
   static func nodeAddresses(_ text: String, flag: String) throws -> [String] {
     var addresses: [String] = []
     for part in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -41,7 +42,7 @@ enum FlagValues {
       guard !candidate.hasPrefix("["), let address = CanonicalIP.normalize(candidate), !candidate.contains("%") else {
         throw KiamError.flag(
           flag,
-          "\(JSON.quote(candidate)) is not an IP address (the node's IP: status.hostIP, or status.hostIPs for dual-stack pods)")
+          "\(JSON.quote(candidate)) is not an IP address (the node's IP, status.podIP of the host-network agent, or status.podIPs for dual-stack pods)")
       }
       if let same = addresses.first(where: { $0.contains(":") == address.contains(":") }) {
         throw KiamError.flag(flag, "\(JSON.quote(text)) has two \(address.contains(":") ? "IPv6" : "IPv4") addresses (\(same), \(address)); give at most one of each family")
