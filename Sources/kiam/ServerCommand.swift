@@ -127,11 +127,20 @@ struct ServerCommand: AsyncParsableCommand {
     guard config.sessionDuration <= .seconds(12 * 3600) else {
       throw KiamError.flag("session-duration", "STS allows at most 12h, got \(sessionDuration ?? "")")
     }
+    // STS caps sessions of a role assumed through a chained role at 1 h; the rules below are
+    // checked against the sessions the server will really get.
+    let chained = !(assumeRoleARN ?? "").isEmpty
+    if chained, config.sessionDuration > .seconds(3600) {
+      warnings.append(
+        "--session-duration capped at 1h: STS limits sessions of roles assumed with a chained role (--assume-role-arn), requested \(GoDuration.format(config.sessionDuration))")
+      config.sessionDuration = .seconds(3600)
+    }
+    let sessionText = GoDuration.format(config.sessionDuration) + (chained ? " with --assume-role-arn" : "")
     config.sessionRefresh = try FlagValues.duration(sessionRefresh, flag: "session-refresh", default: .seconds(300))
     guard config.sessionRefresh > .zero, config.sessionRefresh < config.sessionDuration else {
       throw KiamError.flag(
         "session-refresh",
-        "must be above 0 and below --session-duration (\(GoDuration.format(config.sessionDuration))), got \(GoDuration.format(config.sessionRefresh))")
+        "must be above 0 and below --session-duration (\(sessionText)), got \(GoDuration.format(config.sessionRefresh))")
     }
     // Default floor: 30m, or a third of shorter sessions (kiam manifests often pass 15m).
     let defaultFloor: Duration = config.sessionDuration >= .seconds(45 * 60) ? .seconds(1800) : config.sessionDuration / 3
@@ -142,7 +151,7 @@ struct ServerCommand: AsyncParsableCommand {
     else {
       throw KiamError.flag(
         "min-credential-lifetime",
-        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(GoDuration.format(config.sessionDuration))), got \(GoDuration.format(config.minCredentialLifetime))")
+        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(sessionText)), got \(GoDuration.format(config.minCredentialLifetime))")
     }
     if let assumeRoleARN, !assumeRoleARN.isEmpty { config.assumeRoleARN = assumeRoleARN }
     if let region, !region.isEmpty { config.region = region }

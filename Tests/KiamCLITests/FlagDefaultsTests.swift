@@ -62,6 +62,26 @@ import Testing
     }
   }
 
+  /// STS caps sessions of a role assumed through a chained role (`--assume-role-arn`) at 1 h.
+  /// The CLI applies the cap (with a warning) so the floor and refresh rules are checked against
+  /// the sessions the server will really get: a 1 h floor on 1 h sessions would queue a refresh
+  /// on nearly every request.
+  @Test func roleChainingCapsTheSessionBeforeTheFloorIsChecked() throws {
+    let base = ["server"] + Self.tlsArgs + ["--role-base-arn-autodetect", "--assume-role-arn=arn:aws:iam::1:role/kiam"]
+    let (capped, warnings) = try withRoot { try parseServer(base + ["--session-duration=2h"], context: $0) }
+    #expect(capped.sessionDuration == .seconds(3600))
+    #expect(capped.minCredentialLifetime == .seconds(1800))
+    #expect(warnings.contains { $0.contains("--session-duration capped at 1h") }, "\(warnings)")
+    let error = #expect(throws: KiamError.self) {
+      try withRoot { try parseServer(base + ["--session-duration=2h", "--min-credential-lifetime=1h"], context: $0) }
+    }
+    #expect(error?.message.contains("--min-credential-lifetime") == true, "\(String(describing: error))")
+    #expect(error?.message.contains("1h0m0s with --assume-role-arn") == true, "\(String(describing: error))")
+    // Without a chained role, 2 h sessions keep a 1 h floor.
+    let plain = ["server"] + Self.tlsArgs + ["--role-base-arn-autodetect", "--session-duration=2h", "--min-credential-lifetime=1h"]
+    #expect(try withRoot { try parseServer(plain, context: $0) }.0.sessionDuration == .seconds(7200))
+  }
+
   @Test func agentDefaults() throws {
     let (c, warnings) = try withRoot { try parseAgent(["agent"] + Self.tlsArgs, context: $0) }
     #expect(warnings.isEmpty)
