@@ -42,41 +42,11 @@ struct IPTablesService: Service {
   func run() async throws {
     let binaries = try await programs()
     _ = try await listener.listeningAddress
-    var failure: String?
-    for rule in rules {
-      do {
-        try await ensure(rule, binary: try Self.program(for: rule, in: binaries), initial: true)
-      } catch where rule.purpose == .redirect && rule.family == primaryFamily {
-        status.set(.failed(KiamError.describe(error)))
-        throw error
-      } catch where rule.purpose == .redirect {
-        failure = failure ?? KiamError.describe(error)
-        logger.error(
-          "cannot add the \(rule.binary) rule: pods of that family get no metadata until it is in place (retried every --iptables-check-interval)",
-          metadata: ["error": "\(KiamError.describe(error))"])
-      } catch {
-        // The rate limit is a second line of defence: without it (no hashlimit module) pods
-        // are still served, and the log says what is missing.
-        logger.error(
-          "cannot add the per-pod connection rate rule; one pod reconnecting in a loop can slow the others (--max-new-connections-per-ip=0 turns it off)",
-          metadata: ["error": "\(KiamError.describe(error))"])
-      }
-    }
-    status.set(failure.map { .failed($0) } ?? .inPlace)
+    try await ensureAll(binaries, initial: true)
     try? await cancelWhenGracefulShutdown {
       while true {
         try await Task.sleep(for: recheckInterval)
-        // Ready only while every redirect (one per family) is in place.
-        var failure: String?
-        for rule in rules {
-          do {
-            try await ensure(rule, binary: try Self.program(for: rule, in: binaries), initial: false)
-          } catch {
-            if rule.purpose == .redirect, failure == nil { failure = KiamError.describe(error) }
-            logger.error("cannot check the iptables rule", metadata: ["error": "\(KiamError.describe(error))"])
-          }
-        }
-        status.set(failure.map { .failed($0) } ?? .inPlace)
+        try await ensureAll(binaries, initial: false)
       }
     }
     status.set(.pending)
@@ -87,6 +57,39 @@ struct IPTablesService: Service {
     } else {
       logger.info("leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
     }
+  }
+
+  /// One pass over the rules: adds what is missing, then tells ``status`` whether every redirect
+  /// (one per family) is in place. On the first pass a failure of the primary redirect is thrown.
+  private func ensureAll(_ binaries: [IPTablesRule.Family: String], initial: Bool) async throws {
+    var failure: String?
+    for rule in rules {
+      do {
+        try await ensure(rule, binary: try Self.program(for: rule, in: binaries), initial: initial)
+      } catch {
+        let described = KiamError.describe(error)
+        let redirect = rule.purpose == .redirect
+        if redirect, initial, rule.family == primaryFamily {
+          status.set(.failed(described))
+          throw error
+        }
+        if redirect, failure == nil { failure = described }
+        let message: Logger.Message
+        if !initial {
+          message = "cannot check the iptables rule"
+        } else if redirect {
+          message =
+            "cannot add the \(rule.binary) rule: pods of that family get no metadata until it is in place (retried every --iptables-check-interval)"
+        } else {
+          // The rate limit is a second line of defence: without it (no hashlimit module) pods
+          // are still served, and the log says what is missing.
+          message =
+            "cannot add the per-pod connection rate rule; one pod reconnecting in a loop can slow the others (--max-new-connections-per-ip=0 turns it off)"
+        }
+        logger.error(message, metadata: ["error": "\(described)"])
+      }
+    }
+    status.set(failure.map { .failed($0) } ?? .inPlace)
   }
 
   /// The program for each family's rule: the backend chosen (or detected, see
