@@ -53,7 +53,10 @@ import Testing
       print("flood \(name): victim \(ok)/200, p99 \(Int(p99 * 1000)) ms, slowest \(times.suffix(3)); attacker opened \(stats.opened), closed by the agent \(stats.closedByServer)")
       #expect(stats.opened >= min(count, 500), "\(name): the flood opened only \(stats.opened) connections")
       #expect(ok == 200, "\(name): \(ok) of 200 answered")
-      #expect(p99 < 0.050, "\(name): p99 \(p99) s")
+      // Without the protections the victim's p99 was 433 ms to 2.8 s; with them it is 7 to 28 ms
+      // on an idle machine, and once 177 ms on a loaded one. The bound tells the two apart and
+      // leaves latency itself to `make bench`.
+      #expect(p99 < 0.250, "\(name): p99 \(p99) s")
       #expect(env.agent?.isRunning == true)
       let metrics = try env.lab.run(onNode: "curl -s http://127.0.0.1:9620/metrics").output
       #expect(metrics.contains("kiam_agent_connections_"), "no connection counters after the flood")
