@@ -109,9 +109,9 @@ import Testing
   }
 
   @Test func sameRole() {
-    #expect(MetadataHandler.sameRole("app", "/app"))
-    #expect(MetadataHandler.sameRole("app/", "app"))
-    #expect(!MetadataHandler.sameRole("app", "other"))
+    #expect(PodCredentialCache.sameRole("app", "/app"))
+    #expect(PodCredentialCache.sameRole("app/", "app"))
+    #expect(!PodCredentialCache.sameRole("app", "other"))
   }
 }
 
@@ -293,7 +293,7 @@ import Testing
   @Test func identityIsTrustedWhileTheLinkIsUnchangedAndNotAfterReuse() async throws {
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
-    let cache = PodCredentialCache(neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), identityMaxAge: .milliseconds(100))
+    let cache = PodCredentialCache(source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), identityMaxAge: .milliseconds(100))
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old"))
     #expect(cache.trustedIdentity(ip: "10.0.0.7")?.role == "old-role")
@@ -311,7 +311,7 @@ import Testing
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let cache = PodCredentialCache(
-      neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), conflictLimit: .milliseconds(300))
+      source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), conflictLimit: .milliseconds(300))
     #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old")) == .accepted)
     // A new pod got the IP (new link); the server has not seen it and still names the old pod.
     _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
@@ -331,7 +331,7 @@ import Testing
   }
 
   @Test func keepAliveConnectionsKeepTheirPod() throws {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "u"))
     // A new connection without neighbor information needs the server again (window 0) ...
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
@@ -344,7 +344,7 @@ import Testing
   }
 
   @Test func aNewPodUIDDropsThePreviousCredentials() throws {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"))
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"))
     let credentials = Kiam_Credentials.with {
       $0.accessKeyID = "ASIAOLD"
       $0.expiration = RFC3339.format(epochSeconds: WallClock.system.now() + 3600)
@@ -378,7 +378,7 @@ import Testing
   }
 
   @Test func aCheckedConnectionIsAnsweredFromItsMemoUntilTheCacheChanges() throws {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"))
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"))
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -394,7 +394,7 @@ import Testing
   }
 
   @Test func aMemoNeverOutlivesThePodItWasMadeFor() {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -427,7 +427,7 @@ import Testing
   }
 
   @Test func aMemoStopsAtTheServeFloorAndAtTheTrustWindow() async throws {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), connectionTrust: .milliseconds(200))
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), connectionTrust: .milliseconds(200))
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -440,7 +440,7 @@ import Testing
   }
 
   @Test func answeringFromTheMemoStillKeepsTheEntryFromEviction() throws {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), touchInterval: .zero)
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), touchInterval: .zero)
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -452,7 +452,7 @@ import Testing
   }
 
   @Test func concurrentChangesAndMemoReadsNeverServeAnotherPodsCredentials() async {
-    let cache = PodCredentialCache(neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     let podB = PodIdentity(role: "r", uid: "uid-b")
     cache.store(ip: ip, role: "r", credentials: credentials("ASIA-A"), podUID: "uid-a")
     let readersDone = Counter()

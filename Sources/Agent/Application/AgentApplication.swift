@@ -60,7 +60,7 @@ public struct AgentApplication: Sendable {
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
     let upstream = InstanceMetadataClient(endpoint: configuration.metadataEndpoint, http: http)
 
-    let cache = PodCredentialCache()
+    let cache = PodCredentialCache(source: server, clock: clock)
     let work = WorkQueue()
     let metricsEndpoint = configuration.prometheusListenAddress.map {
       MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
@@ -85,7 +85,7 @@ public struct AgentApplication: Sendable {
     // for the listener before it is added), then the queued work and the server connections finish.
     var services: [any Service] = [
       GRPCClientService(client: grpcClient), TLSReloadService(store: store), work,
-      CredentialRefreshService(cache: cache, server: server, logger: logger, clock: clock),
+      CredentialRefreshService(cache: cache, logger: logger),
       ServerProbeService(server: server, reachability: server.reachability, logger: logger),
     ]
     if configuration.iptables {

@@ -6,9 +6,7 @@ import ServiceLifecycle
 /// requests never wait for the server; keeps the old ones when the server is unreachable.
 struct CredentialRefreshService: Service {
   let cache: PodCredentialCache
-  let server: KiamServerClient
   let logger: Logger
-  var clock: WallClock = .system
   var interval: Duration = .seconds(1)
   var concurrency = 4
 
@@ -20,6 +18,7 @@ struct CredentialRefreshService: Service {
     var sweeps = 0
     // Every `interval`, or at once when a manual clock moves (tests).
     let wake = WakeSignal()
+    let clock = cache.clock
     clock.whenAdvanced { wake.signal() }
     do {
       while true {
@@ -40,13 +39,7 @@ struct CredentialRefreshService: Service {
         guard let (ip, role) = iterator.next() else { return false }
         group.addTask {
           do {
-            let issued = try await server.podCredentials(ip: ip, role: role, timeout: .seconds(5))
-            cache.store(
-              ip: ip, role: role, credentials: CachedCredentials(issued, now: clock.nowPrecise()),
-              podUID: issued.podUID)
-          } catch let error as ServerCallError {
-            if error.isPodNotFound { cache.forget(ip: ip) }
-            logger.warning("cannot refresh credentials", metadata: ["pod.ip": "\(ip)", "role": "\(role)", "error": "\(error)"])
+            try await cache.refresh(ip: ip, role: role, timeout: .seconds(5))
           } catch {
             logger.warning("cannot refresh credentials", metadata: ["pod.ip": "\(ip)", "role": "\(role)", "error": "\(error)"])
           }

@@ -53,10 +53,15 @@ final class PodCredentialCache: Sendable {
     case conflict
   }
 
-  private let entries = Mutex<[String: Entry]>([:])
+  let entries = Mutex<[String: Entry]>([:])
   /// Bumped (under the lock) by every change that can change an answer; see ``WarmMemo``.
-  private let generation = Atomic<UInt64>(0)
+  let generation = Atomic<UInt64>(0)
   private let neighbors: NeighborTable
+  /// Asked when memory cannot answer (``answer(_:ip:connectionPod:deadline:)``).
+  let source: any PodCredentialSource
+  /// What credentials' expiry is compared with.
+  let clock: WallClock
+  let lookups = IdentityLookups()
   let identityMaxAge: Double
   let connectionTrust: Double
   let conflictLimit: Double
@@ -66,10 +71,12 @@ final class PodCredentialCache: Sendable {
   let touchInterval: Double
 
   init(
-    neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1),
+    source: any PodCredentialSource, clock: WallClock = .system, neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1),
     connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30), evictAfter: Duration = .seconds(7200),
     touchInterval: Duration = .seconds(60)
   ) {
+    self.source = source
+    self.clock = clock
     self.neighbors = neighbors
     self.identityMaxAge = identityMaxAge.seconds
     self.connectionTrust = connectionTrust.seconds
@@ -107,72 +114,8 @@ final class PodCredentialCache: Sendable {
     }
   }
 
-  /// Credentials to serve for `ip` and `role` without asking the server.
-  func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String? = nil) -> (
-    identity: PodIdentity, credentials: CachedCredentials
-  )? {
-    var memo: WarmMemo?
-    return warmCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, memo: &memo)
-  }
-
-  /// Credentials to serve for `ip` and `role` without asking the server, for a connection that
-  /// keeps `memo` (see ``WarmMemo``): answered from the memo without the lock while it is
-  /// current, and the memo made or renewed when the connection's pod was checked before.
-  func warmCredentials(ip: String, role: String, wallNow: Double, connectionPod: String?, memo: inout WarmMemo?) -> (
-    identity: PodIdentity, credentials: CachedCredentials
-  )? {
-    if let connectionPod {
-      let now = Self.monotonic()
-      if let known = memo, known.generation == generation.load(ordering: .acquiring), known.ip == ip, known.role == role,
-        known.identity.connectionKey == connectionPod, now - known.serverConfirmedAt < connectionTrust,
-        known.credentials.remaining(now: wallNow) >= known.credentials.serveFloor
-      {
-        if now - known.touchedAt >= touchInterval {
-          entries.withLock { $0[ip]?.lastUsed = now }
-          memo = known.touched(now)
-        }
-        return (known.identity, known.credentials)
-      }
-      if let made = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, now: now) {
-        memo = made
-        return (made.identity, made.credentials)
-      }
-    }
-    guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
-    return entries.withLock { entries in
-      guard let entry = entries[ip], entry.identity == identity, let cached = entry.servable(role: role, wallNow: wallNow)
-      else { return nil }
-      return (identity, cached)
-    }
-  }
-
-  /// Credentials held for `ip` and `role` when the entry's pod is `pod` (a ``PodIdentity/connectionKey``)
-  /// as the server confirmed it within the trust window: one lock, no neighbour lookup.
-  func heldCredentials(ip: String, role: String, wallNow: Double, pod: String) -> CachedCredentials? {
-    connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: pod, now: Self.monotonic())?.credentials
-  }
-
-  /// The warm path of a keep-alive connection whose pod was checked before: the same answer as
-  /// ``trustedIdentity(ip:connectionPod:)`` followed by the credentials lookup, under one lock
-  /// and without copying the entry, as a memo for the connection's next requests. Nil when
-  /// anything else applies (the caller then takes the general path).
-  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String, now: Double) -> WarmMemo? {
-    entries.withLock { entries in
-      guard let index = entries.index(forKey: ip) else { return nil }
-      let entry = entries.values[index]
-      guard entry.trusts(connectionPod: connectionPod, now: now, trust: connectionTrust),
-        let cached = entry.servable(role: role, wallNow: wallNow)
-      else { return nil }
-      entries.values[index].lastUsed = now
-      // Every change that could decide an answer bumps the generation under this lock.
-      return WarmMemo(
-        ip: ip, role: role, generation: generation.load(ordering: .relaxed), identity: entry.identity, credentials: cached,
-        serverConfirmedAt: entry.serverConfirmedAt, touchedAt: now)
-    }
-  }
-
   /// Changes entries in a way that can change an answer: connections' ``WarmMemo``s become stale.
-  private func change<Result>(_ body: (inout [String: Entry]) -> Result) -> Result {
+  func change<Result>(_ body: (inout [String: Entry]) -> Result) -> Result {
     entries.withLock { entries in
       defer { generation.add(1, ordering: .releasing) }
       return body(&entries)

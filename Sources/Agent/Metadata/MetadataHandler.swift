@@ -7,10 +7,11 @@ import Prometheus
 
 /// The EC2 metadata API for the pods of this node.
 ///
-/// Warm requests (role list and credentials of a pod the agent already knows) are answered on
-/// the event loop from ``PodCredentialCache`` with no network I/O. Everything else goes to the
-/// ``WorkQueue``: asking the server (one call with the remaining budget of 900 ms, the server
-/// itself waits for pods it has not seen yet), `/health`, and allow-listed pass-through.
+/// Each request is route → answer → response: ``MetadataRoute`` names what is asked,
+/// ``PodCredentialCache`` answers it (at once on the event loop when it can, the warm path; else
+/// through ``PodCredentialCache/answer(_:ip:connectionPod:deadline:)`` on the ``WorkQueue``,
+/// within the request budget of 900 ms), and this type turns the answer into kiam's response,
+/// metrics and log line. `/health` and the allow-listed pass-through are answered here.
 struct MetadataHandler: HTTPRequestHandler {
   let settings: MetadataSettings
   let cache: PodCredentialCache
@@ -24,7 +25,6 @@ struct MetadataHandler: HTTPRequestHandler {
   /// Set with `--iptables`: `/health?deep` is not ready until the rule is in place.
   var iptables: IPTablesStatus? = nil
   let logger: Logger
-  let lookups = IdentityLookups()
 
   func handle(_ request: HTTPRequest, eventLoop: any EventLoop) -> HTTPResponseResult {
     let started = ContinuousClock.now
@@ -53,10 +53,7 @@ struct MetadataHandler: HTTPRequestHandler {
         request.connection.verified = identity.connectionKey
         return .immediate(record("roleName", started, roleListResponse(identity)))
       }
-      let connection = request.connection
-      return deferred("roleName", started, eventLoop) {
-        await self.coldRoleList(ip: ip, connection: connection, started: started)
-      }
+      return answerLater(.roleName, ip: ip, request: request, started: started, eventLoop: eventLoop)
     case .credentials(let role, let extended):
       guard request.method == .GET || request.method == .HEAD else { return .immediate(methodNotAllowed) }
       let (verified, kept) = request.connection.remembered
@@ -67,10 +64,8 @@ struct MetadataHandler: HTTPRequestHandler {
         if memo !== remembered { request.connection.memo = memo }
         return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
       }
-      let connection = request.connection
-      return deferred("credentials", started, eventLoop) {
-        await self.coldCredentials(ip: ip, role: role, extended: extended, connection: connection, started: started)
-      }
+      return answerLater(
+        .credentials(role: role), ip: ip, request: request, extended: extended, started: started, eventLoop: eventLoop)
     case .forbiddenCredentials:
       return .immediate(
         record("proxy", started, .error(.notFound, "credentials and token paths are never passed to the node's metadata service")))
@@ -187,142 +182,63 @@ struct MetadataHandler: HTTPRequestHandler {
     .deferred(self.work.submit(on: eventLoop, work).map { self.record(handler, started, $0) })
   }
 
-  // MARK: Cold paths
+  // MARK: Answers the cache gives later
 
-  private func remaining(_ started: ContinuousClock.Instant) -> Duration {
-    settings.requestBudget - (ContinuousClock.now - started)
-  }
-
-  /// Asks the server who `ip` is, within the request budget (one lookup per IP at a time).
-  private func lookupIdentity(ip: String, started: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
-    await lookups.lookup(ip: ip) { await self.askIdentity(ip: ip, started: started) }
-  }
-
-  private func askIdentity(ip: String, started: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
-    var last = ServerCallError(code: .deadlineExceeded, message: "context deadline exceeded")
-    attempts: while remaining(started) > .milliseconds(20) {
-      let attempt = ContinuousClock.now
-      do {
-        let identity = try await server.podRole(ip: ip, timeout: remaining(started))
-        switch cache.confirm(ip: ip, identity: identity) {
-        case .accepted:
-          return .success(identity)
-        case .conflict:
-          // A new pod behind this IP that the server does not know yet: wait for it, within budget.
-          last = ServerCallError(code: .unknown, message: Self.podChanged)
-          guard remaining(started) > .milliseconds(150) else { break attempts }
-          try? await Task.sleep(for: .milliseconds(100))
-          continue attempts
-        }
-      } catch {
-        last = error
-        // A server that answers "not found" at once has not waited for the pod (Go kiam does
-        // not): ask again shortly, within budget. Ours already waited, so its answer stands.
-        let answeredAtOnce = ContinuousClock.now - attempt < .milliseconds(100)
-        guard error.isPodNotFound, answeredAtOnce, remaining(started) > .milliseconds(150) else { break attempts }
-        try? await Task.sleep(for: .milliseconds(50))
-      }
+  /// Asks the cache on the work queue, within what is left of the request budget.
+  private func answerLater(
+    _ question: PodCredentialCache.Question, ip: String, request: HTTPRequest, extended: Bool = false,
+    started: ContinuousClock.Instant, eventLoop: any EventLoop
+  ) -> HTTPResponseResult {
+    let connection = request.connection
+    let connectionPod = connection.verified
+    return deferred(Self.handlerName(question), started, eventLoop) {
+      let answer = await self.cache.answer(
+        question, ip: ip, connectionPod: connectionPod, deadline: started + self.settings.requestBudget)
+      if let checked = answer.checkedPod { connection.verified = checked.connectionKey }
+      return self.response(to: answer, for: question, ip: ip, extended: extended)
     }
-    if last.isPodNotFound { cache.forget(ip: ip) }
-    return .failure(last)
   }
 
-  private func coldRoleList(ip: String, connection: HTTPConnectionContext, started: ContinuousClock.Instant) async -> HTTPResponse {
-    // No server answers (``ServerReachability``): the same pod's last identity, at once.
-    if server.reachability.isUnreachable, let known = cache.outageIdentity(ip: ip) {
-      metrics.servedDuringOutage("roleName")
-      return roleListResponse(known)
+  /// kiam's `handler` label: `roleName` or `credentials`.
+  private static func handlerName(_ question: PodCredentialCache.Question) -> String {
+    question == .roleName ? "roleName" : "credentials"
+  }
+
+  /// kiam's response, metrics and log line for the cache's answer.
+  private func response(
+    to answer: PodCredentialCache.Answer, for question: PodCredentialCache.Question, ip: String, extended: Bool
+  ) -> HTTPResponse {
+    let handler = Self.handlerName(question)
+    switch answer.outage {
+    case .answeredAtOnce?:
+      metrics.servedDuringOutage(handler)
+    case .afterFailure(let error)?:
+      let served = handler == "roleName" ? "the known role" : "cached credentials"
+      logger.warning("server unavailable, serving \(served)", metadata: ["pod.ip": "\(ip)", "error": "\(error)"])
+    case nil:
+      break
     }
-    switch await lookupIdentity(ip: ip, started: started) {
-    case .success(let identity):
-      connection.verified = identity.connectionKey
+    switch answer.outcome {
+    case .identity(let identity):
       return roleListResponse(identity)
-    case .failure(let error) where error.isUnavailable:
-      // Server unreachable: the last identity of this same pod still names its role.
-      if let known = cache.outageIdentity(ip: ip) {
-        logger.warning("server unavailable, serving the known role", metadata: ["pod.ip": "\(ip)", "error": "\(error)"])
-        return roleListResponse(known)
-      }
-      metrics.metrics.findRoleErrors("roleName").increment()
+    case .credentials(let cached):
+      return credentialsResponse(cached, extended: extended)
+    case .emptyRole:
+      metrics.metrics.credentialFetchErrors(handler).increment()
+      return .error(.notFound, "error fetching credentials: rpc error: code = Unknown desc = role can't be empty")
+    case .notThePodsRole:
+      // 404, so SDKs list the role again (403 would strand them).
+      guard case .credentials(let role) = question else { return .error(.notFound, "not the pod's role") }
+      return .error(.notFound, "role \(JSON.quote(role)) is not the pod's role")
+    case .failed(let error) where question == .roleName:
+      metrics.metrics.findRoleErrors(handler).increment()
       return .error(.internalServerError, error.description)
-    case .failure(let error):
-      metrics.metrics.findRoleErrors("roleName").increment()
-      return .error(.internalServerError, error.description)
-    }
-  }
-
-  private func coldCredentials(
-    ip: String, role: String, extended: Bool, connection: HTTPConnectionContext, started: ContinuousClock.Instant
-  ) async -> HTTPResponse {
-    let wallNow = settings.clock.nowPrecise()
-    func failure(_ error: ServerCallError) -> HTTPResponse {
-      // Server unreachable: credentials still valid for this same pod are better than none.
-      if error.isUnavailable, let cached = cache.outageCredentials(ip: ip, role: role, wallNow: wallNow) {
-        logger.warning("server unavailable, serving cached credentials", metadata: ["pod.ip": "\(ip)", "error": "\(error)"])
-        return credentialsResponse(cached, extended: extended)
-      }
-      metrics.metrics.credentialFetchErrors("credentials").increment()
+    case .failed(let error):
+      metrics.metrics.credentialFetchErrors(handler).increment()
       if error.isForbidden { return .error(.internalServerError, "error fetching credentials: forbidden by policy") }
       if error.isPodNotFound { return .error(.internalServerError, "error fetching credentials: no pod found") }
       return .error(.internalServerError, "error fetching credentials: \(error)")
     }
-    // No server answers (``ServerReachability``): credentials still valid for the same pod, at
-    // once, instead of waiting the budget for a server that is not there.
-    if server.reachability.isUnreachable, let known = cache.outageIdentity(ip: ip), Self.sameRole(role, known.role),
-      let cached = cache.outageCredentials(ip: ip, role: role, wallNow: wallNow)
-    {
-      metrics.servedDuringOutage("credentials")
-      return credentialsResponse(cached, extended: extended)
-    }
-    let identity: PodIdentity
-    if let trusted = cache.trustedIdentity(ip: ip, connectionPod: connection.verified) {
-      identity = trusted
-    } else {
-      switch await lookupIdentity(ip: ip, started: started) {
-      case .success(let found):
-        identity = found
-        connection.verified = found.connectionKey
-      case .failure(let error) where error.isUnavailable && cache.outageIdentity(ip: ip) != nil:
-        identity = cache.outageIdentity(ip: ip)!
-      case .failure(let error): return failure(error)
-      }
-    }
-    guard !identity.role.isEmpty else {
-      metrics.metrics.credentialFetchErrors("credentials").increment()
-      return .error(.notFound, "error fetching credentials: rpc error: code = Unknown desc = role can't be empty")
-    }
-    // Not the pod's role: 404, so SDKs list the role again (403 would strand them).
-    guard Self.sameRole(role, identity.role) else {
-      return .error(.notFound, "role \(JSON.quote(role)) is not the pod's role")
-    }
-    // The server has just confirmed the pod: credentials the agent holds for this same pod need
-    // no second call (new connections from callers without a neighbour entry come here).
-    if let held = cache.heldCredentials(ip: ip, role: role, wallNow: settings.clock.nowPrecise(), pod: identity.connectionKey) {
-      return credentialsResponse(held, extended: extended)
-    }
-    do {
-      let issued = try await server.podCredentials(ip: ip, role: role, timeout: remaining(started))
-      let cached = CachedCredentials(issued, now: settings.clock.nowPrecise())
-      cache.store(ip: ip, role: role, credentials: cached, podUID: issued.podUID)
-      return credentialsResponse(cached, extended: extended)
-    } catch {
-      if error.isPodNotFound { cache.forget(ip: ip) }
-      return failure(error)
-    }
-  }
-
-  /// Why a reused IP gets no answer while the server still names the previous pod.
-  static let podChanged = "the pod behind this IP changed and the server does not know the new pod yet"
-
-  /// `myrole`, `/myrole` and `myrole/` name the same role.
-  static func sameRole(_ a: String, _ b: String) -> Bool {
-    func normal(_ s: String) -> Substring {
-      var t = s[...]
-      if t.hasPrefix("/") { t = t.dropFirst() }
-      if t.hasSuffix("/") { t = t.dropLast() }
-      return t
-    }
-    return normal(a) == normal(b)
   }
 
   /// `/health`: the node's instance id from the real metadata service; with `?deep`, first the
@@ -382,14 +298,5 @@ struct MetadataHandler: HTTPRequestHandler {
       logger.warning("proxy error", metadata: ["path": "\(request.path)", "error": "\(KiamError.describe(error))"])
       return HTTPResponse(status: .badGateway)
     }
-  }
-}
-
-extension String {
-  fileprivate func trimmingCharacters() -> String {
-    var s = self[...]
-    while s.first?.isWhitespace == true { s = s.dropFirst() }
-    while s.last?.isWhitespace == true { s = s.dropLast() }
-    return String(s)
   }
 }
