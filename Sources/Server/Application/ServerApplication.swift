@@ -106,11 +106,12 @@ public struct ServerApplication: Sendable {
     let metricsEndpoint = configuration.prometheusListenAddress.map {
       MetricsEndpoint(address: $0, metrics: metrics, logger: logger)
     }
+    let issuer = CredentialIssuer(
+      state: state, credentials: credentials, events: events, identity: identity, podWait: configuration.podWaitTimeout,
+      logger: logger)
     let service = KiamGRPCService(
-      state: state, credentials: credentials, events: events, identity: identity, metricsEndpoint: metricsEndpoint,
-      podWait: configuration.podWaitTimeout, minimumLifetime: configuration.minCredentialLifetime,
-      refreshMargin: configuration.sessionRefresh,
-      defaultSession: configuration.session, logger: logger)
+      state: state, issuer: issuer, metricsEndpoint: metricsEndpoint, minimumLifetime: configuration.minCredentialLifetime,
+      refreshMargin: configuration.sessionRefresh, logger: logger)
     let transport = try KiamTransports.server(bind: configuration.bind, store: store, settings: configuration.grpc)
     let server = GRPCServer(
       transport: transport, services: [service], interceptors: [MetricsServerInterceptor(metrics: metrics)])
