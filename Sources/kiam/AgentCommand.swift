@@ -56,7 +56,8 @@ struct AgentCommand: AsyncParsableCommand {
     config.hosts = hosts
     config.prometheusListenAddress = try telemetry.metricsAddress()
     config.serverAddress = try client.address()
-    config.gatewayTimeoutCreation = try client.connectTimeout()
+    // Accepted and checked as kiam's; only `kiam health` dials with a deadline (the agent starts without a server).
+    _ = try client.connectTimeout()
     config.grpc = try client.connection()
     config.port = try FlagValues.integer(port, flag: "port", default: 3100, range: 1...65535)
     config.allowIPQuery = allowIPQuery

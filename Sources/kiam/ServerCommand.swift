@@ -53,14 +53,7 @@ struct ServerCommand: AsyncParsableCommand {
   var stsRateLimit: String?
   @Option(name: .customLong("sts-burst"), help: "STS call burst size (default: 1000).")
   var stsBurst: String?
-  @Option(name: .customLong("grpc-keepalive-time-duration"), help: "gRPC keepalive ping interval (default: 10s).")
-  var keepaliveTime: String?
-  @Option(name: .customLong("grpc-keepalive-time-ms"), help: .hidden)
-  var keepaliveTimeMs: String?
-  @Option(name: .customLong("grpc-keepalive-timeout-duration"), help: "gRPC keepalive ack timeout (default: 2s).")
-  var keepaliveTimeout: String?
-  @Option(name: .customLong("grpc-keepalive-timeout-ms"), help: .hidden)
-  var keepaliveTimeoutMs: String?
+  @OptionGroup var keepalive: KeepaliveOptions
   @Option(name: .customLong("grpc-max-connection-idle-duration"), help: "Close idle agent connections after (default: 15m).")
   var maxConnectionIdle: String?
   @Option(name: .customLong("grpc-max-connection-age-duration"), help: "Close agent connections this old so agents rebalance (default: 15m).")
@@ -97,18 +90,8 @@ struct ServerCommand: AsyncParsableCommand {
       throw KiamError.flag("pod-wait-timeout", "must be between 0s and 30s, got \(podWaitTimeout ?? "")")
     }
     config.requireNodeIdentity = requireNodeIdentity
-    if let base = roleBaseARN, !base.isEmpty {
-      guard base.hasPrefix("arn:"), base.hasSuffix("/") else {
-        throw KiamError.flag(
-          "role-base-arn", "\(JSON.quote(base)) must be an ARN prefix ending in '/', e.g. arn:aws:iam::123456789012:role/")
-      }
-      config.roleBaseARN = base
-    }
+    if let base = roleBaseARN, !base.isEmpty { config.roleBaseARN = base }
     config.roleBaseARNAutodetect = roleBaseARNAutodetect
-    if config.roleBaseARN == nil && !config.roleBaseARNAutodetect {
-      throw KiamError.flag(
-        "role-base-arn", "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
-    }
     config.disableStrictNamespaceRegexp = disableStrictNamespaceRegexp
     switch permittedRegexpMode ?? "v4" {
     case "v4": config.permittedRegexpV3 = false
@@ -121,37 +104,10 @@ struct ServerCommand: AsyncParsableCommand {
       config.session = session
     }
     config.sessionDuration = try FlagValues.duration(sessionDuration, flag: "session-duration", default: .seconds(3600))
-    guard config.sessionDuration >= .seconds(15 * 60) else {
-      throw KiamError.flag("session-duration", "session-duration should be at least 15 minutes, got \(sessionDuration ?? "")")
-    }
-    guard config.sessionDuration <= .seconds(12 * 3600) else {
-      throw KiamError.flag("session-duration", "STS allows at most 12h, got \(sessionDuration ?? "")")
-    }
-    // STS caps sessions of a role assumed through a chained role at 1 h; the rules below are
-    // checked against the sessions the server will really get.
-    let chained = !(assumeRoleARN ?? "").isEmpty
-    if chained, config.sessionDuration > .seconds(3600) {
-      warnings.append(
-        "--session-duration capped at 1h: STS limits sessions of roles assumed with a chained role (--assume-role-arn), requested \(GoDuration.format(config.sessionDuration))")
-      config.sessionDuration = .seconds(3600)
-    }
-    let sessionText = GoDuration.format(config.sessionDuration) + (chained ? " with --assume-role-arn" : "")
     config.sessionRefresh = try FlagValues.duration(sessionRefresh, flag: "session-refresh", default: .seconds(300))
-    guard config.sessionRefresh > .zero, config.sessionRefresh < config.sessionDuration else {
-      throw KiamError.flag(
-        "session-refresh",
-        "must be above 0 and below --session-duration (\(sessionText)), got \(GoDuration.format(config.sessionRefresh))")
-    }
-    // Default floor: 30m, or a third of shorter sessions (kiam manifests often pass 15m).
-    let defaultFloor: Duration = config.sessionDuration >= .seconds(45 * 60) ? .seconds(1800) : config.sessionDuration / 3
-    config.minCredentialLifetime = try FlagValues.duration(
-      minCredentialLifetime, flag: "min-credential-lifetime", default: defaultFloor)
-    guard config.minCredentialLifetime >= .zero,
-      config.minCredentialLifetime + config.sessionRefresh < config.sessionDuration
-    else {
-      throw KiamError.flag(
-        "min-credential-lifetime",
-        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(sessionText)), got \(GoDuration.format(config.minCredentialLifetime))")
+    if let minCredentialLifetime {
+      config.minCredentialLifetime = try FlagValues.duration(
+        minCredentialLifetime, flag: "min-credential-lifetime", default: .zero)
     }
     if let assumeRoleARN, !assumeRoleARN.isEmpty { config.assumeRoleARN = assumeRoleARN }
     if let region, !region.isEmpty { config.region = region }
@@ -163,16 +119,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
     config.stsRateLimit = try FlagValues.number(stsRateLimit, flag: "sts-rate-limit", default: 100)
     config.stsBurst = try FlagValues.integer(stsBurst, flag: "sts-burst", default: 1000, range: 1...100_000)
-    var grpc = GRPCConnectionSettings.defaults
-    grpc.keepaliveTime = try FlagValues.positiveDuration(
-      keepaliveTime ?? keepaliveTimeMs,
-      flag: keepaliveTime == nil && keepaliveTimeMs != nil ? "grpc-keepalive-time-ms" : "grpc-keepalive-time-duration",
-      default: .seconds(10))
-    grpc.keepaliveTimeout = try FlagValues.positiveDuration(
-      keepaliveTimeout ?? keepaliveTimeoutMs,
-      flag: keepaliveTimeout == nil && keepaliveTimeoutMs != nil
-        ? "grpc-keepalive-timeout-ms" : "grpc-keepalive-timeout-duration",
-      default: .seconds(2))
+    var grpc = try keepalive.applied(to: .defaults)
     grpc.maxConnectionIdle = try FlagValues.positiveDuration(
       maxConnectionIdle, flag: "grpc-max-connection-idle-duration", default: .seconds(900))
     grpc.maxConnectionAge = try FlagValues.positiveDuration(
@@ -180,11 +127,9 @@ struct ServerCommand: AsyncParsableCommand {
     grpc.maxConnectionAgeGrace = try FlagValues.positiveDuration(
       maxConnectionAgeGrace, flag: "grpc-max-connection-age-grace-duration", default: .seconds(900))
     config.grpc = grpc
-    if keepaliveTimeMs != nil { warnings.append("--grpc-keepalive-time-ms is deprecated, use --grpc-keepalive-time-duration") }
-    if keepaliveTimeoutMs != nil {
-      warnings.append("--grpc-keepalive-timeout-ms is deprecated, use --grpc-keepalive-timeout-duration")
-    }
-    return (config, warnings)
+    warnings += keepalive.warnings
+    let (validated, rules) = try config.validated()
+    return (validated, rules + warnings)
   }
 
   func run() async throws {

@@ -49,6 +49,9 @@ import Testing
     }, expected: ["--session-refresh", "below --session-duration"]),
     Case(name: "server-address without port", arguments: { agent($0) + ["--server-address=kiam-server"] },
          expected: ["--server-address", "missing port"]),
+    // Accepted from kiam's manifests and not used by the agent, but still checked.
+    Case(name: "agent gateway-timeout-creation not a duration", arguments: { agent($0) + ["--gateway-timeout-creation=soon"] },
+         expected: ["--gateway-timeout-creation"]),
     Case(name: "health server-address without port", arguments: { pki in
       ["health", "--cert=\(pki.server.certificate)", "--key=\(pki.server.key)", "--ca=\(pki.server.ca)",
        "--server-address=127.0.0.1"]

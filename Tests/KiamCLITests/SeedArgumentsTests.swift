@@ -108,7 +108,6 @@ import Testing
     #expect(config.host == "10.0.0.5")
     #expect(config.serverAddress == HostPort(host: "kiam-server", port: 443))
     #expect(config.prometheusListenAddress == HostPort(host: "0.0.0.0", port: 9620))
-    #expect(config.gatewayTimeoutCreation == .seconds(1))
     #expect(config.tls.caPath == "/etc/kiam/tls/ca.pem")
     #expect(warnings.count == 1)
   }

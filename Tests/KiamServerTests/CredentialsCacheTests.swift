@@ -17,14 +17,14 @@ struct CredentialsCacheTests {
   }
 
   func withCache<T: Sendable>(
-    _ lab: STSLab, settings: CredentialsCacheSettings, attempts: Int = 3, metrics: KiamMetrics = KiamMetrics(),
+    _ lab: STSLab, settings: CredentialsCacheSettings, sessionDuration: Duration = .seconds(3600), attempts: Int = 3, metrics: KiamMetrics = KiamMetrics(),
     _ body: @Sendable (CredentialsCache) async throws -> T
   ) async throws -> T {
     try await withAWSHTTP { http in
       let sts = STSClient(
         endpoint: STSEndpoint.resolve(region: nil, override: lab.endpoint), http: http, logger: logger, maxAttempts: attempts)
       let assumer = STSRoleAssumer(
-        sts: sts, source: StaticCredentialProvider(name: "test", key: key), sessionDuration: settings.sessionDuration,
+        sts: sts, source: StaticCredentialProvider(name: "test", key: key), sessionDuration: sessionDuration,
         defaultSession: "kiam")
       let cache = CredentialsCache(assumer: assumer, settings: settings, metrics: metrics, logger: logger)
       return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -82,8 +82,8 @@ struct CredentialsCacheTests {
     let lab = try await STSLab()
     defer { lab.stop() }
     // Compressed time: 24 s sessions, 8 s floor, 4 s margin (refresh due 12 s before expiry).
-    let settings = CredentialsCacheSettings(sessionDuration: .seconds(24), minimumLifetime: .seconds(8), refreshMargin: .seconds(4))
-    let (lowest, keys) = try await withCache(lab, settings: settings) { cache in
+    let settings = CredentialsCacheSettings(minimumLifetime: .seconds(8), refreshMargin: .seconds(4))
+    let (lowest, keys) = try await withCache(lab, settings: settings, sessionDuration: .seconds(24)) { cache in
       cache.retain(identity("refreshed"))
       var lowest = Double.infinity
       var keys = Set<String>()
@@ -108,9 +108,9 @@ struct CredentialsCacheTests {
     defer { lab.stop() }
     // Compressed time: 30 s sessions (one hour), STS down for 22 s (about 44 minutes).
     let settings = CredentialsCacheSettings(
-      sessionDuration: .seconds(30), minimumLifetime: .seconds(10), refreshMargin: .seconds(4),
+      minimumLifetime: .seconds(10), refreshMargin: .seconds(4),
       transientBackoffInitial: .milliseconds(500), transientBackoffMaximum: .seconds(4))
-    try await withCache(lab, settings: settings, attempts: 1) { cache in
+    try await withCache(lab, settings: settings, sessionDuration: .seconds(30), attempts: 1) { cache in
       cache.retain(identity("steady"))
       let first = try await cache.credentials(for: identity("steady"))
       try await lab.setFaults(["throttle_rate": "1"])
@@ -157,7 +157,7 @@ struct CredentialsCacheTests {
     defer { lab.stop() }
     try await lab.setFaults(["throttle_rate": "1"])
     let settings = CredentialsCacheSettings(transientBackoffInitial: .milliseconds(250), transientBackoffMaximum: .seconds(8))
-    try await withCache(lab, settings: settings, attempts: 1) { cache in
+    try await withCache(lab, settings: settings, sessionDuration: .seconds(30), attempts: 1) { cache in
       cache.retain(identity("busy"))
       try await Task.sleep(for: .seconds(6))
     }

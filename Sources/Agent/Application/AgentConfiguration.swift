@@ -8,8 +8,6 @@ public struct AgentConfiguration: Sendable {
   public var tls: TLSFiles
   /// `--server-address` (default `localhost:9610`).
   public var serverAddress: HostPort
-  /// `--gateway-timeout-creation` (default 1s): deadline for reaching a server on a cold request.
-  public var gatewayTimeoutCreation: Duration
   /// gRPC keepalive flags.
   public var grpc: GRPCConnectionSettings
   /// `--port` (default 3100): metadata API port, on every IPv4 and IPv6 address.
@@ -53,7 +51,6 @@ public struct AgentConfiguration: Sendable {
     prometheusListenAddress: HostPort? = nil,
     tls: TLSFiles,
     serverAddress: HostPort = HostPort(host: "localhost", port: 9610),
-    gatewayTimeoutCreation: Duration = .seconds(1),
     grpc: GRPCConnectionSettings = .defaults,
     port: Int = 3100,
     allowIPQuery: Bool = false,
@@ -73,7 +70,6 @@ public struct AgentConfiguration: Sendable {
     self.prometheusListenAddress = prometheusListenAddress
     self.tls = tls
     self.serverAddress = serverAddress
-    self.gatewayTimeoutCreation = gatewayTimeoutCreation
     self.grpc = grpc
     self.port = port
     self.allowIPQuery = allowIPQuery

@@ -29,15 +29,18 @@ public struct ServerApplication: Sendable {
     self.clock = clock
   }
 
-  var cacheSettings: CredentialsCacheSettings {
+  static func cacheSettings(_ configuration: ServerConfiguration) -> CredentialsCacheSettings {
     CredentialsCacheSettings(
-      sessionDuration: configuration.sessionDuration, minimumLifetime: configuration.minCredentialLifetime,
+      minimumLifetime: configuration.credentialFloor,
       refreshMargin: configuration.sessionRefresh, maxConcurrentFetches: configuration.fetchers,
       rateLimit: configuration.stsRateLimit, burst: configuration.stsBurst)
   }
 
   /// Runs until SIGTERM/SIGINT (then drains and returns) or a fatal error.
   public func run() async throws {
+    // The same rules as the CLI's, for configurations built in code; applied ones are idempotent.
+    let (configuration, warnings) = try self.configuration.validated()
+    for warning in warnings { logger.warning("\(warning)") }
     let state = ServerState(pods: PodCache(), namespaces: NamespaceCache(matching: configuration.permittedMatching))
     let store = try await TLSMaterialStore(files: configuration.tls, role: .server, metrics: metrics, logger: logger)
     // Outbound TLS (STS, instance metadata, a Kubernetes API without a CA of its own) trusts
@@ -92,7 +95,7 @@ public struct ServerApplication: Sendable {
       ?? "http://169.254.169.254"
     let instanceMetadata = InstanceMetadataClient(endpoint: metadataEndpoint, http: http)
     let assumer = DeferredRoleAssumer()
-    let cache = CredentialsCache(assumer: assumer, settings: cacheSettings, metrics: metrics, logger: logger, clock: clock)
+    let cache = CredentialsCache(assumer: assumer, settings: Self.cacheSettings(configuration), metrics: metrics, logger: logger, clock: clock)
     let coordinator = PrefetchCoordinator(state: state, cache: cache)
     if credentialsOverride == nil {
       coordinator.attach()
@@ -110,7 +113,7 @@ public struct ServerApplication: Sendable {
       state: state, credentials: credentials, events: events, identity: identity, podWait: configuration.podWaitTimeout,
       logger: logger)
     let service = KiamGRPCService(
-      state: state, issuer: issuer, metricsEndpoint: metricsEndpoint, minimumLifetime: configuration.minCredentialLifetime,
+      state: state, issuer: issuer, metricsEndpoint: metricsEndpoint, minimumLifetime: configuration.credentialFloor,
       refreshMargin: configuration.sessionRefresh, logger: logger)
     let transport = try KiamTransports.server(bind: configuration.bind, store: store, settings: configuration.grpc)
     let server = GRPCServer(

@@ -52,9 +52,10 @@ public struct ServerConfiguration: Sendable {
   public var sessionDuration: Duration
   /// `--session-refresh` (default 5m): refresh credentials at least this long before expiry.
   public var sessionRefresh: Duration
-  /// `--min-credential-lifetime` (default 30m, or a third of `--session-duration` below 45m):
-  /// credentials are refreshed early enough that served ones keep at least this much validity.
-  public var minCredentialLifetime: Duration
+  /// `--min-credential-lifetime` (nil: 30m, or a third of `--session-duration` below 45m, set
+  /// by ``validated()``): credentials are refreshed early enough that served ones keep at least
+  /// this much validity. Read it as ``credentialFloor``.
+  public var minCredentialLifetime: Duration?
   /// `--assume-role-arn`: role the server assumes first and uses for every pod role.
   public var assumeRoleARN: String?
   /// `--region`: regional STS endpoint; nil means the global endpoint.
@@ -92,7 +93,7 @@ public struct ServerConfiguration: Sendable {
     session: String = "kiam",
     sessionDuration: Duration = .seconds(60 * 60),
     sessionRefresh: Duration = .seconds(5 * 60),
-    minCredentialLifetime: Duration = .seconds(30 * 60),
+    minCredentialLifetime: Duration? = nil,
     assumeRoleARN: String? = nil,
     region: String? = nil,
     stsEndpoint: String? = nil,

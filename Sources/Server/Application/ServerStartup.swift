@@ -31,7 +31,6 @@ struct ServerStartup: Service {
     let resolver = RoleARNResolver(baseARN: base)
     var source = try AWSCredentialChain.resolve(
       environment: configuration.environment, http: http, sts: sts, metadata: metadata, logger: logger)
-    var sessionDuration = configuration.sessionDuration
     if let assumeRole = configuration.assumeRoleARN {
       let role = try resolver.resolve(assumeRole)
       let base = source
@@ -42,18 +41,12 @@ struct ServerStartup: Service {
           roleARN: role.arn, sessionName: "kiam-server", durationSeconds: 3600, externalID: nil, using: key
         ).key
       }
-      if sessionDuration > .seconds(3600) {
-        logger.warning(
-          "--session-duration capped at 1h: STS limits sessions of roles assumed with a chained role (--assume-role-arn)",
-          metadata: ["requested": "\(GoDuration.format(sessionDuration))"])
-        sessionDuration = .seconds(3600)
-      }
     }
     logger.info(
       "AWS credentials ready",
       metadata: ["credentials.source": "\(source.name)", "sts.endpoint": "\(sts.endpoint)"])
     assumer.ready.succeed(
-      STSRoleAssumer(sts: sts, source: source, sessionDuration: sessionDuration, defaultSession: configuration.session))
+      STSRoleAssumer(sts: sts, source: source, sessionDuration: configuration.sessionDuration, defaultSession: configuration.session))
     state.setResolver(resolver)
     coordinator.reevaluateAll()
     try? await gracefulShutdown()

@@ -2,8 +2,6 @@ import KiamShared
 
 /// Lifetimes and STS protection limits of the ``CredentialsCache``.
 public struct CredentialsCacheSettings: Sendable {
-  /// STS `DurationSeconds` (`--session-duration`).
-  public var sessionDuration: Duration
   /// Served credentials keep at least this much validity (`--min-credential-lifetime`).
   public var minimumLifetime: Duration
   /// Extra margin: refresh starts when `minimumLifetime + refreshMargin` remain (`--session-refresh`).
@@ -22,12 +20,11 @@ public struct CredentialsCacheSettings: Sendable {
   public var forgetAfter: Duration
 
   public init(
-    sessionDuration: Duration = .seconds(3600), minimumLifetime: Duration = .seconds(1800),
+    minimumLifetime: Duration = .seconds(1800),
     refreshMargin: Duration = .seconds(300), maxConcurrentFetches: Int = 8, rateLimit: Double = 100, burst: Int = 1000,
     deniedBackoff: Duration = .seconds(60), transientBackoffInitial: Duration = .seconds(1),
     transientBackoffMaximum: Duration = .seconds(60), forgetAfter: Duration = .seconds(300)
   ) {
-    self.sessionDuration = sessionDuration
     self.minimumLifetime = minimumLifetime
     self.refreshMargin = refreshMargin
     self.maxConcurrentFetches = maxConcurrentFetches

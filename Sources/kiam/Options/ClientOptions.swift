@@ -12,17 +12,7 @@ struct ClientOptions: ParsableArguments {
   @Option(name: .customLong("gateway-timeout-creation"), help: "Deadline for reaching a server (default: 1s).")
   var gatewayTimeoutCreation: String?
 
-  @Option(name: .customLong("grpc-keepalive-time-duration"), help: "gRPC keepalive ping interval (default: 10s).")
-  var keepaliveTime: String?
-
-  @Option(name: .customLong("grpc-keepalive-time-ms"), help: .hidden)
-  var keepaliveTimeMs: String?
-
-  @Option(name: .customLong("grpc-keepalive-timeout-duration"), help: "gRPC keepalive ack timeout (default: 2s).")
-  var keepaliveTimeout: String?
-
-  @Option(name: .customLong("grpc-keepalive-timeout-ms"), help: .hidden)
-  var keepaliveTimeoutMs: String?
+  @OptionGroup var keepalive: KeepaliveOptions
 
   @Flag(
     name: .customLong("grpc-keepalive-permit-without-stream"), inversion: .prefixedNo, exclusivity: .chooseLast,
@@ -38,16 +28,7 @@ struct ClientOptions: ParsableArguments {
   }
 
   func connection() throws -> GRPCConnectionSettings {
-    var settings = GRPCConnectionSettings.defaults
-    settings.keepaliveTime = try FlagValues.positiveDuration(
-      keepaliveTime ?? keepaliveTimeMs,
-      flag: keepaliveTime == nil && keepaliveTimeMs != nil ? "grpc-keepalive-time-ms" : "grpc-keepalive-time-duration",
-      default: .seconds(10))
-    settings.keepaliveTimeout = try FlagValues.positiveDuration(
-      keepaliveTimeout ?? keepaliveTimeoutMs,
-      flag: keepaliveTimeout == nil && keepaliveTimeoutMs != nil
-        ? "grpc-keepalive-timeout-ms" : "grpc-keepalive-timeout-duration",
-      default: .seconds(2))
+    var settings = try keepalive.applied(to: .defaults)
     settings.permitWithoutStream = permitWithoutStream
     return settings
   }
@@ -58,12 +39,6 @@ struct ClientOptions: ParsableArguments {
       _ = try FlagValues.duration(refresh, flag: "server-address-refresh", default: .zero)
       out.append("--server-address-refresh is deprecated and ignored: server addresses are re-resolved automatically")
     }
-    if keepaliveTimeMs != nil {
-      out.append("--grpc-keepalive-time-ms is deprecated, use --grpc-keepalive-time-duration")
-    }
-    if keepaliveTimeoutMs != nil {
-      out.append("--grpc-keepalive-timeout-ms is deprecated, use --grpc-keepalive-timeout-duration")
-    }
-    return out
+    return out + keepalive.warnings
   }
 }
