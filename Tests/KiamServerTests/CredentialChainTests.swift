@@ -139,6 +139,53 @@ import Testing
     #expect(calls.value == 3)
   }
 
+  /// A request that gives up while another one fetches the server's own credentials returns at
+  /// once instead of staying suspended until the fetch ends (it had no cancellation handler).
+  @Test func aWaiterThatGivesUpIsNotHeldByTheFetch() async throws {
+    let (gate, open) = AsyncStream<Void>.makeStream()
+    let started = Counter()
+    let provider = RefreshingCredentialProvider(name: "slow") {
+      _ = started.next()
+      for await _ in gate { break }
+      return AWSAccessKey(accessKeyID: "K", secretAccessKey: "s", expiration: WallClock.system.nowPrecise() + 3600)
+    }
+    let fetching = Task { try await provider.accessKey() }
+    for _ in 0..<500 where started.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
+    try #require(started.value == 1)
+    let waiting = Task { try await provider.accessKey() }
+    waiting.cancel()
+    // The waiter's answer, or nothing if it is still suspended after 5 s.
+    let outcome = await withTaskGroup(of: String?.self) { group in
+      group.addTask {
+        do {
+          return "got \(try await waiting.value.accessKeyID)"
+        } catch {
+          return "\(type(of: error))"
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(for: .seconds(5))
+        return nil
+      }
+      let first = await group.next() ?? nil
+      open.yield()
+      group.cancelAll()
+      return first
+    }
+    #expect(outcome == "CancellationError", "the cancelled waiter: \(outcome ?? "still suspended")")
+    #expect(try await fetching.value.accessKeyID == "K")
+    #expect(started.value == 1)
+  }
+
+  @Test func anAsyncValueWaiterThatGivesUpReturns() async throws {
+    let value = AsyncValue<Int>()
+    let waiting = Task { try await value.value }
+    waiting.cancel()
+    await #expect(throws: CancellationError.self) { try await waiting.value }
+    value.succeed(7)
+    #expect(try await value.value == 7)
+  }
+
   @Test(.enabled(if: STSLab.isAvailable, "needs moto: scripts/install-test-deps.sh"))
   func baseARNAutodetection() async throws {
     let lab = try await STSLab()

@@ -25,7 +25,7 @@ final class RefreshingCredentialProvider: AWSCredentialProvider {
   private struct State {
     var cached: AWSAccessKey?
     var fetching = false
-    var waiters: [CheckedContinuation<Result<AWSAccessKey, any Error>, Never>] = []
+    var waiters = Waiters<Result<AWSAccessKey, any Error>>()
   }
   private let state = Mutex(State())
 
@@ -52,13 +52,16 @@ final class RefreshingCredentialProvider: AWSCredentialProvider {
     case .use(let key):
       return key
     case .wait:
-      let result = await withCheckedContinuation { continuation in
-        let immediate: Result<AWSAccessKey, any Error>? = state.withLock { state in
+      let id = state.withLock { $0.waiters.makeID() }
+      let result = await Waiters.wait { continuation in
+        state.withLock { state in
           if !state.fetching, let cached = state.cached { return .success(cached) }
-          state.waiters.append(continuation)
+          state.waiters.add(continuation, id: id)
           return nil
         }
-        if let immediate { continuation.resume(returning: immediate) }
+      } cancel: {
+        // The caller gave up: stop waiting; the fetch goes on for the others.
+        state.withLock { $0.waiters.remove(id) }.map { ($0, .failure(CancellationError())) }
       }
       return try result.get()
     case .fetch:
@@ -76,9 +79,7 @@ final class RefreshingCredentialProvider: AWSCredentialProvider {
       let waiters = state.withLock { state in
         if case .success(let key) = result { state.cached = key }
         state.fetching = false
-        let waiting = state.waiters
-        state.waiters = []
-        return waiting
+        return state.waiters.removeAll()
       }
       for waiter in waiters { waiter.resume(returning: result) }
       return try result.get()

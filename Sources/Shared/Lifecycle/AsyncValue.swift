@@ -3,21 +3,21 @@ import Synchronization
 /// A value that is set once and awaited by any number of tasks (e.g. a listener's bound address).
 public final class AsyncValue<Value: Sendable>: Sendable {
   private enum State {
-    case pending([CheckedContinuation<Value, any Error>])
+    case pending(Waiters<Result<Value, any Error>>)
     case done(Result<Value, any Error>)
   }
-  private let state = Mutex<State>(.pending([]))
+  private let state = Mutex<State>(.pending(Waiters()))
 
   public init() {}
 
   /// Sets the value (the first call wins) and wakes every waiter.
   public func set(_ result: Result<Value, any Error>) {
-    let waiters: [CheckedContinuation<Value, any Error>] = state.withLock { state in
-      guard case .pending(let waiters) = state else { return [] }
+    let waiters = state.withLock { state -> [CheckedContinuation<Result<Value, any Error>, Never>] in
+      guard case .pending(var waiters) = state else { return [] }
       state = .done(result)
-      return waiters
+      return waiters.removeAll()
     }
-    for waiter in waiters { waiter.resume(with: result) }
+    for waiter in waiters { waiter.resume(returning: result) }
   }
 
   /// Sets the value.
@@ -25,22 +25,34 @@ public final class AsyncValue<Value: Sendable>: Sendable {
   /// Sets an error.
   public func fail(_ error: any Error) { set(.failure(error)) }
 
-  /// The value once it is set.
+  /// The value once it is set; `CancellationError` if the waiting task is cancelled first.
   public var value: Value {
     get async throws {
-      try await withCheckedThrowingContinuation { continuation in
-        let ready: Result<Value, any Error>? = state.withLock { state in
+      let id: Waiters<Result<Value, any Error>>.ID? = state.withLock { state in
+        guard case .pending(var waiters) = state else { return nil }
+        let id = waiters.makeID()
+        state = .pending(waiters)
+        return id
+      }
+      guard let id else { return try current!.get() }
+      return try await Waiters.wait { continuation in
+        state.withLock { state in
           switch state {
           case .pending(var waiters):
-            waiters.append(continuation)
+            waiters.add(continuation, id: id)
             state = .pending(waiters)
             return nil
           case .done(let result):
             return result
           }
         }
-        if let ready { continuation.resume(with: ready) }
-      }
+      } cancel: {
+        state.withLock { state in
+          guard case .pending(var waiters) = state, let waiter = waiters.remove(id) else { return nil }
+          state = .pending(waiters)
+          return (waiter, .failure(CancellationError()))
+        }
+      }.get()
     }
   }
 
