@@ -118,4 +118,17 @@ import Testing
     }
     #expect(readme.contains("make demo") && readme.contains("make test"))
   }
+
+  /// docs/architecture.md walks the request path file by file: every file it links to exists.
+  @Test func theArchitectureWalkLinksToRealFiles() throws {
+    let walk = try String(contentsOfFile: "\(Self.root)/docs/architecture.md", encoding: .utf8)
+    let regex = try NSRegularExpression(pattern: #"\]\(\.\./(Sources/[^)#]*)\)"#)
+    let links = regex.matches(in: walk, range: NSRange(walk.startIndex..., in: walk)).map {
+      String(walk[Range($0.range(at: 1), in: walk)!])
+    }
+    #expect(links.count >= 10)
+    for link in links {
+      #expect(FileManager.default.fileExists(atPath: "\(Self.root)/\(link)"), "docs/architecture.md links to missing \(link)")
+    }
+  }
 }
