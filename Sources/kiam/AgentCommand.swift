@@ -15,33 +15,64 @@ struct AgentCommand: AsyncParsableCommand {
 
   @Option(name: .customLong("port"), help: "HTTP port of the metadata API (default: 3100).")
   var port: String?
-  @Flag(name: .customLong("allow-ip-query"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Development only: let the ?ip= query parameter choose the caller.")
+  @Flag(
+    name: .customLong("allow-ip-query"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Development only: let the ?ip= query parameter choose the caller.")
   var allowIPQuery = false
-  @Option(name: .customLong("allow-route-regexp"), help: "Paths passed to the real metadata service (default: ^$, none).")
+  @Option(
+    name: .customLong("allow-route-regexp"), help: "Paths passed to the real metadata service (default: ^$, none).")
   var allowRouteRegexp: String?
   @Option(name: .customLong("whitelist-route-regexp"), help: .hidden)
   var whitelistRouteRegexp: String?
-  @Flag(name: .customLong("iptables"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Install the iptables DNAT rule for 169.254.169.254.")
+  @Flag(
+    name: .customLong("iptables"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Install the iptables DNAT rule for 169.254.169.254.")
   var iptables = false
-  @Flag(name: .customLong("iptables-remove"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Remove the iptables rule on exit (default: true; --no-iptables-remove keeps it, failing closed).")
+  @Flag(
+    name: .customLong("iptables-remove"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Remove the iptables rule on exit (default: true; --no-iptables-remove keeps it, failing closed).")
   var iptablesRemove = true
-  @Option(name: .customLong("host"), help: "Node IP used as the DNAT target, or one IPv4 and one IPv6 address separated by a comma for dual-stack pods (env HOST_IP).")
+  @Option(
+    name: .customLong("host"),
+    help:
+      "Node IP used as the DNAT target, or one IPv4 and one IPv6 address separated by a comma for dual-stack pods (env HOST_IP)."
+  )
   var host: String?
-  @Option(name: .customLong("host-interface"), help: "Pod-side interface for the DNAT rule; '+' wildcard, leading '!' inverts (default: docker0).")
+  @Option(
+    name: .customLong("host-interface"),
+    help: "Pod-side interface for the DNAT rule; '+' wildcard, leading '!' inverts (default: docker0).")
   var hostInterface: String?
-  @Flag(name: .customLong("require-imdsv2"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Refuse requests without an IMDSv2 session token.")
+  @Flag(
+    name: .customLong("require-imdsv2"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Refuse requests without an IMDSv2 session token.")
   var requireIMDSv2 = false
-  @Option(name: .customLong("metadata-endpoint"), help: "The real instance metadata service (default: http://169.254.169.254).")
+  @Option(
+    name: .customLong("metadata-endpoint"),
+    help: "The real instance metadata service (default: http://169.254.169.254).")
   var metadataEndpoint: String?
-  @Option(name: .customLong("iptables-backend"), help: "iptables backend for the rule: auto (the one the node's rules are in, as kube-proxy's iptables-wrapper decides), nft or legacy (default: auto).")
+  @Option(
+    name: .customLong("iptables-backend"),
+    help:
+      "iptables backend for the rule: auto (the one the node's rules are in, as kube-proxy's iptables-wrapper decides), nft or legacy (default: auto)."
+  )
   var iptablesBackend: String?
-  @Option(name: .customLong("iptables-check-interval"), help: "How often the iptables rule is checked and restored (default: 30s).")
+  @Option(
+    name: .customLong("iptables-check-interval"),
+    help: "How often the iptables rule is checked and restored (default: 30s).")
   var iptablesCheckInterval: String?
-  @Option(name: .customLong("max-connections-per-ip"), help: "Connections one pod address may hold open (default: 64; at the cap its longest-idle connection makes room).")
+  @Option(
+    name: .customLong("max-connections-per-ip"),
+    help: "Connections one pod address may hold open (default: 64; at the cap its longest-idle connection makes room).")
   var maxConnectionsPerIP: String?
-  @Option(name: .customLong("max-new-connections-per-ip"), help: "New connections a second one pod address may open, burst twice that (default: 500; with --iptables the kernel resets the rest; 0: no such rule).")
+  @Option(
+    name: .customLong("max-new-connections-per-ip"),
+    help:
+      "New connections a second one pod address may open, burst twice that (default: 500; with --iptables the kernel resets the rest; 0: no such rule)."
+  )
   var maxNewConnectionsPerIP: String?
-  @Option(name: .customLong("node-identity-token-file"), help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
+  @Option(
+    name: .customLong("node-identity-token-file"),
+    help: "Projected service-account token (audience kiam) proving this agent's node to the server.")
   var nodeIdentityTokenFile: String?
 
   func resolve(_ context: ResolveContext) throws -> (AgentConfiguration, warnings: [String]) {
@@ -68,14 +99,16 @@ struct AgentCommand: AsyncParsableCommand {
     } else if whitelistRouteRegexp != nil {
       warnings.append("--whitelist-route-regexp is deprecated and ignored because --allow-route-regexp is set")
     }
-    let routeFlag = allowRouteRegexp == nil && whitelistRouteRegexp != nil ? "whitelist-route-regexp" : "allow-route-regexp"
+    let routeFlag =
+      allowRouteRegexp == nil && whitelistRouteRegexp != nil ? "whitelist-route-regexp" : "allow-route-regexp"
     let pattern = (routes ?? "").isEmpty ? "^$" : routes!
     _ = try FlagValues.regexp(pattern, flag: routeFlag)
     config.allowRouteRegexp = pattern
     config.iptables = iptables
     config.iptablesRemove = iptablesRemove
     guard let backend = IPTablesBackend.Choice.parse(iptablesBackend ?? "auto") else {
-      throw KiamError.flag("iptables-backend", "invalid value \(JSON.quote(iptablesBackend ?? "")), want auto, nft or legacy")
+      throw KiamError.flag(
+        "iptables-backend", "invalid value \(JSON.quote(iptablesBackend ?? "")), want auto, nft or legacy")
     }
     config.iptablesBackend = backend
     let interface = hostInterface ?? "docker0"
@@ -97,7 +130,8 @@ struct AgentCommand: AsyncParsableCommand {
     config.iptablesCheckInterval = try FlagValues.positiveDuration(
       iptablesCheckInterval, flag: "iptables-check-interval", default: .seconds(30))
     if let nodeIdentityTokenFile, !nodeIdentityTokenFile.isEmpty {
-      config.nodeIdentityTokenFile = try FlagValues.readableFile(nodeIdentityTokenFile, flag: "node-identity-token-file", context: context)
+      config.nodeIdentityTokenFile = try FlagValues.readableFile(
+        nodeIdentityTokenFile, flag: "node-identity-token-file", context: context)
     }
     return (config, warnings)
   }

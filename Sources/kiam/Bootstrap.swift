@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import KiamShared
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Process-wide set-up done once by the CLI layer.
 enum Bootstrap {

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import KiamShared
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Entry point. Every failure (bad flag, bad file, startup error) ends with exactly one line on
 /// standard error and exit status 1, as Go kiam's kingpin/logrus did; help exits 0.

@@ -19,29 +19,51 @@ struct ServerCommand: AsyncParsableCommand {
   var bind: String?
   @Option(name: .customLong("kubeconfig"), help: "Path to a kubeconfig; empty means in-cluster configuration.")
   var kubeconfig: String?
-  @Option(name: .customLong("pod-manifests"), help: "Read Pod and Namespace YAML files from this directory instead of the Kubernetes API.")
+  @Option(
+    name: .customLong("pod-manifests"),
+    help: "Read Pod and Namespace YAML files from this directory instead of the Kubernetes API.")
   var podManifests: String?
-  @Option(name: .customLong("sync"), help: "Accepted for compatibility; watches resume from their resourceVersion (default: 1m).")
+  @Option(
+    name: .customLong("sync"),
+    help: "Accepted for compatibility; watches resume from their resourceVersion (default: 1m).")
   var sync: String?
-  @Option(name: .customLong("pod-wait-timeout"), help: "How long a request for a pod IP not yet known waits for the watch (default: 800ms).")
+  @Option(
+    name: .customLong("pod-wait-timeout"),
+    help: "How long a request for a pod IP not yet known waits for the watch (default: 800ms).")
   var podWaitTimeout: String?
-  @Flag(name: .customLong("require-node-identity"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Only give an agent the roles of pods on its own node.")
+  @Flag(
+    name: .customLong("require-node-identity"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Only give an agent the roles of pods on its own node.")
   var requireNodeIdentity = false
-  @Option(name: .customLong("role-base-arn"), help: "Prefix for role names that are not ARNs, e.g. arn:aws:iam::123456789012:role/.")
+  @Option(
+    name: .customLong("role-base-arn"),
+    help: "Prefix for role names that are not ARNs, e.g. arn:aws:iam::123456789012:role/.")
   var roleBaseARN: String?
-  @Flag(name: .customLong("role-base-arn-autodetect"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Derive --role-base-arn from the instance profile.")
+  @Flag(
+    name: .customLong("role-base-arn-autodetect"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Derive --role-base-arn from the instance profile.")
   var roleBaseARNAutodetect = false
-  @Flag(name: .customLong("disable-strict-namespace-regexp"), inversion: .prefixedNo, exclusivity: .chooseLast, help: "Match iam.amazonaws.com/permitted anywhere in the role ARN instead of the whole ARN.")
+  @Flag(
+    name: .customLong("disable-strict-namespace-regexp"), inversion: .prefixedNo, exclusivity: .chooseLast,
+    help: "Match iam.amazonaws.com/permitted anywhere in the role ARN instead of the whole ARN.")
   var disableStrictNamespaceRegexp = false
-  @Option(name: .customLong("permitted-regexp-mode"), help: "How iam.amazonaws.com/permitted is matched: v4 (the resolved role ARN, default) or v3 (the role as annotated, unanchored, as kiam v3).")
+  @Option(
+    name: .customLong("permitted-regexp-mode"),
+    help:
+      "How iam.amazonaws.com/permitted is matched: v4 (the resolved role ARN, default) or v3 (the role as annotated, unanchored, as kiam v3)."
+  )
   var permittedRegexpMode: String?
   @Option(name: .customLong("session"), help: "STS session name suffix when a pod sets none (default: kiam).")
   var session: String?
   @Option(name: .customLong("session-duration"), help: "Requested credential lifetime, 15m to 12h (default: 1h).")
   var sessionDuration: String?
-  @Option(name: .customLong("session-refresh"), help: "Refresh credentials at least this long before they expire (default: 5m).")
+  @Option(
+    name: .customLong("session-refresh"),
+    help: "Refresh credentials at least this long before they expire (default: 5m).")
   var sessionRefresh: String?
-  @Option(name: .customLong("min-credential-lifetime"), help: "Served credentials keep at least this much validity (default: 30m, a third of shorter sessions).")
+  @Option(
+    name: .customLong("min-credential-lifetime"),
+    help: "Served credentials keep at least this much validity (default: 30m, a third of shorter sessions).")
   var minCredentialLifetime: String?
   @Option(name: .customLong("assume-role-arn"), help: "Role the server assumes first and uses to assume pod roles.")
   var assumeRoleARN: String?
@@ -54,11 +76,16 @@ struct ServerCommand: AsyncParsableCommand {
   @Option(name: .customLong("sts-burst"), help: "STS call burst size (default: 1000).")
   var stsBurst: String?
   @OptionGroup var keepalive: KeepaliveOptions
-  @Option(name: .customLong("grpc-max-connection-idle-duration"), help: "Close idle agent connections after (default: 15m).")
+  @Option(
+    name: .customLong("grpc-max-connection-idle-duration"), help: "Close idle agent connections after (default: 15m).")
   var maxConnectionIdle: String?
-  @Option(name: .customLong("grpc-max-connection-age-duration"), help: "Close agent connections this old so agents rebalance (default: 15m).")
+  @Option(
+    name: .customLong("grpc-max-connection-age-duration"),
+    help: "Close agent connections this old so agents rebalance (default: 15m).")
   var maxConnectionAge: String?
-  @Option(name: .customLong("grpc-max-connection-age-grace-duration"), help: "Grace for RPCs on connections closed for age (default: 15m).")
+  @Option(
+    name: .customLong("grpc-max-connection-age-grace-duration"),
+    help: "Grace for RPCs on connections closed for age (default: 15m).")
   var maxConnectionAgeGrace: String?
 
   /// The configuration these flags describe, plus warnings to log once logging is up.
@@ -85,7 +112,8 @@ struct ServerCommand: AsyncParsableCommand {
       throw KiamError.flag("pod-manifests", "cannot be combined with --kubeconfig")
     }
     config.sync = try FlagValues.positiveDuration(sync, flag: "sync", default: .seconds(60))
-    config.podWaitTimeout = try FlagValues.duration(podWaitTimeout, flag: "pod-wait-timeout", default: .milliseconds(800))
+    config.podWaitTimeout = try FlagValues.duration(
+      podWaitTimeout, flag: "pod-wait-timeout", default: .milliseconds(800))
     if config.podWaitTimeout < .zero || config.podWaitTimeout > .seconds(30) {
       throw KiamError.flag("pod-wait-timeout", "must be between 0s and 30s, got \(podWaitTimeout ?? "")")
     }
@@ -97,7 +125,8 @@ struct ServerCommand: AsyncParsableCommand {
     case "v4": config.permittedRegexpV3 = false
     case "v3": config.permittedRegexpV3 = true
     default:
-      throw KiamError.flag("permitted-regexp-mode", "invalid value \(JSON.quote(permittedRegexpMode ?? "")), want v4 or v3")
+      throw KiamError.flag(
+        "permitted-regexp-mode", "invalid value \(JSON.quote(permittedRegexpMode ?? "")), want v4 or v3")
     }
     if let session {
       guard !session.isEmpty else { throw KiamError.flag("session", "must not be empty") }

@@ -54,7 +54,8 @@ import Testing
     defer { directory.remove() }
     let pki = try TestPKIFixture.make(in: directory.path)
     let result = try await KiamProcess.run(
-      ["agent", "--host=127.0.0.1", "--port=\(try FreePort.next())", "--server-address=localhost:1"] + pki.agent.arguments,
+      ["agent", "--host=127.0.0.1", "--port=\(try FreePort.next())", "--server-address=localhost:1"]
+        + pki.agent.arguments,
       environment: ["HOME": directory.path, "NIO_SINGLETON_GROUP_LOOP_COUNT": value])
     #expect(result.status == 1)
     #expect(

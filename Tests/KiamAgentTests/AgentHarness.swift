@@ -57,10 +57,15 @@ final class AgentHarness: @unchecked Sendable {
 
   func startServer(_ extra: [String] = [], bind: String? = nil) async throws {
     let process = try KiamProcess(
-      ["server", "--bind=\(bind ?? "127.0.0.1:\(serverPort)")", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(directory.path)/manifests", "--sts-endpoint=\(lab.endpoint)", "--pod-wait-timeout=500ms"]
+      [
+        "server", "--bind=\(bind ?? "127.0.0.1:\(serverPort)")", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(directory.path)/manifests", "--sts-endpoint=\(lab.endpoint)", "--pod-wait-timeout=500ms",
+      ]
         + pki.server.arguments + extra,
-      environment: ["AWS_ACCESS_KEY_ID": "AKIAAGENTTEST", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": directory.path, "PATH": "/usr/bin:/bin"])
+      environment: [
+        "AWS_ACCESS_KEY_ID": "AKIAAGENTTEST", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": directory.path,
+        "PATH": "/usr/bin:/bin",
+      ])
     server = process
     if bind == nil { try await FreePort.waitUntilListening(serverPort) }
   }
@@ -69,9 +74,12 @@ final class AgentHarness: @unchecked Sendable {
     _ extra: [String] = [], allowRoutes: String = "^/latest/meta-data/placement/", serverAddress: String? = nil
   ) async throws {
     agent = try KiamProcess(
-      ["agent", "--host=127.0.0.1", "--port=\(agentPort)", "--server-address=\(serverAddress ?? "localhost:\(serverPort)")",
-       "--metadata-endpoint=\(lab.endpoint)", "--prometheus-listen-addr=127.0.0.1:\(metricsPort)", "--allow-ip-query",
-       "--allow-route-regexp=\(allowRoutes)"] + pki.agent.arguments + extra)
+      [
+        "agent", "--host=127.0.0.1", "--port=\(agentPort)",
+        "--server-address=\(serverAddress ?? "localhost:\(serverPort)")",
+        "--metadata-endpoint=\(lab.endpoint)", "--prometheus-listen-addr=127.0.0.1:\(metricsPort)", "--allow-ip-query",
+        "--allow-route-regexp=\(allowRoutes)",
+      ] + pki.agent.arguments + extra)
     try await FreePort.waitUntilListening(agentPort)
   }
 
@@ -85,7 +93,9 @@ final class AgentHarness: @unchecked Sendable {
     environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:\(agentPort)"
     environment["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
     environment["AWS_CONFIG_FILE"] = "/dev/null"
-    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] { environment[key] = nil }
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+      environment[key] = nil
+    }
     process.environment = environment
     let out = Pipe()
     process.standardOutput = out
@@ -95,7 +105,9 @@ final class AgentHarness: @unchecked Sendable {
     return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
   }
 
-  func get(_ path: String, ip: String? = nil, method: String = "GET", headers: [String: String] = [:]) throws -> HTTPExchange {
+  func get(_ path: String, ip: String? = nil, method: String = "GET", headers: [String: String] = [:]) throws
+    -> HTTPExchange
+  {
     var target = path
     if let ip { target += (path.contains("?") ? "&" : "?") + "ip=\(ip)" }
     return try HTTPExchange.send(method, port: agentPort, path: target, headers: headers)

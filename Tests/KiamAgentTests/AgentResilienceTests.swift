@@ -25,8 +25,10 @@ struct AgentResilienceTests {
           users: [{name: u, user: {token: t}}]
           """)
         h.server = try KiamProcess(
-          ["server", "--bind=127.0.0.1:\(h.serverPort)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-           "--kubeconfig=\(kubeconfig)", "--sts-endpoint=\(h.lab.endpoint)"] + h.pki.server.arguments,
+          [
+            "server", "--bind=127.0.0.1:\(h.serverPort)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+            "--kubeconfig=\(kubeconfig)", "--sts-endpoint=\(h.lab.endpoint)",
+          ] + h.pki.server.arguments,
           environment: ["AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "y", "HOME": h.directory.path])
         try await FreePort.waitUntilListening(h.serverPort)
         try await h.startAgent()
@@ -34,13 +36,16 @@ struct AgentResilienceTests {
         // Warm the path that is not under test (moto's first AssumeRole, the server's STS and the
         // agent's server connections) with another pod, so the budget below measures the wait.
         api.upsertPod(TestPod(namespace: "apps", name: "warm", ip: "10.4.4.3", role: "app-warm"))
-        #expect(await eventually(timeout: .seconds(20)) {
-          (try? h.get("/latest/meta-data/iam/security-credentials/app-warm", ip: "10.4.4.3").status) == 200
-        })
+        #expect(
+          await eventually(timeout: .seconds(20)) {
+            (try? h.get("/latest/meta-data/iam/security-credentials/app-warm", ip: "10.4.4.3").status) == 200
+          })
         // The pod's first request arrives before the server has heard of the pod.
         let clock = ContinuousClock()
         let started = clock.now
-        async let response = Task.detached { try h.get("/latest/meta-data/iam/security-credentials/app-new", ip: "10.4.4.4") }.value
+        async let response = Task.detached {
+          try h.get("/latest/meta-data/iam/security-credentials/app-new", ip: "10.4.4.4")
+        }.value
         try await Task.sleep(for: .milliseconds(250))
         api.upsertPod(TestPod(namespace: "apps", name: "new", ip: "10.4.4.4", role: "app-new"))
         let answer = try await response
@@ -72,9 +77,10 @@ struct AgentResilienceTests {
       #expect(h.agent?.isRunning == true)
       // The server comes up later: the agent finds it by itself.
       try await h.startServer()
-      #expect(await eventually(timeout: .seconds(20)) {
-        (try? h.get("/latest/meta-data/iam/security-credentials/", ip: "10.0.0.1").body) == "app-web"
-      })
+      #expect(
+        await eventually(timeout: .seconds(20)) {
+          (try? h.get("/latest/meta-data/iam/security-credentials/", ip: "10.0.0.1").body) == "app-web"
+        })
       #expect(await eventually { (try? h.get("/health?deep=1").status) == 200 })
     }
   }
@@ -132,7 +138,9 @@ struct AgentResilienceTests {
       let during = try h.botocore(["fresh", "\(seconds)"])
       let times = (during["times_ms"] as? [Double] ?? []).sorted()
       let p99 = times.isEmpty ? .infinity : times[min(times.count - 1, times.count * 99 / 100)]
-      print("outage of \(seconds) s: discovery \(discovery), boto3 \(during["ok"] ?? 0) fetches, p99 \(p99) ms, max \(times.last ?? 0) ms")
+      print(
+        "outage of \(seconds) s: discovery \(discovery), boto3 \(during["ok"] ?? 0) fetches, p99 \(p99) ms, max \(times.last ?? 0) ms"
+      )
       #expect(during["failed"] as? Int == 0, "\(during["errors"] ?? "")")
       #expect(times.count >= Int(seconds * 5), "only \(times.count) fetches")
       #expect(p99 < 50, "p99 \(p99) ms")
@@ -141,7 +149,10 @@ struct AgentResilienceTests {
       #expect(h.agent?.standardError.contains("no kiam server answers") == true)
       // A server again: the probe finds it, and new pods are served by it.
       try await h.startServer()
-      #expect(await eventually(timeout: .seconds(20)) { h.agent?.standardError.contains("a kiam server answers again") == true })
+      #expect(
+        await eventually(timeout: .seconds(20)) {
+          h.agent?.standardError.contains("a kiam server answers again") == true
+        })
       #expect(try h.get("/latest/meta-data/iam/security-credentials/app-web", ip: "10.0.0.1").status == 200)
     }
   }
@@ -152,9 +163,11 @@ struct AgentResilienceTests {
       try await h.startServer()
       let deadPort = try FreePort.next()
       h.agent = try KiamProcess(
-        ["agent", "--host=127.0.0.1", "--port=\(h.agentPort)", "--server-address=localhost:\(h.serverPort)",
-         "--metadata-endpoint=http://127.0.0.1:\(deadPort)", "--allow-route-regexp=^/latest/meta-data/placement/",
-         "--allow-ip-query"] + h.pki.agent.arguments)
+        [
+          "agent", "--host=127.0.0.1", "--port=\(h.agentPort)", "--server-address=localhost:\(h.serverPort)",
+          "--metadata-endpoint=http://127.0.0.1:\(deadPort)", "--allow-route-regexp=^/latest/meta-data/placement/",
+          "--allow-ip-query",
+        ] + h.pki.agent.arguments)
       try await FreePort.waitUntilListening(h.agentPort)
       let zone = try h.get("/latest/meta-data/placement/availability-zone")
       #expect(zone.status == 502)

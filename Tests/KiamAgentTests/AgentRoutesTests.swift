@@ -44,7 +44,9 @@ struct AgentRoutesTests {
       #expect(again.body == creds.body)
       #expect(try h.get("/latest/meta-data/iam/security-credentials/app-web/", ip: "10.0.0.1").body == creds.body)
       let extended = try h.get("/latest/meta-data/iam/security-credentials-extended/app-web", ip: "10.0.0.1")
-      #expect(try (JSONSerialization.jsonObject(with: Data(extended.body.utf8)) as? [String: String])?["AccountId"] == "123456789012")
+      #expect(
+        try (JSONSerialization.jsonObject(with: Data(extended.body.utf8)) as? [String: String])?["AccountId"]
+          == "123456789012")
       #expect(try h.get("/latest/meta-data/iam/security-credentials-extended/", ip: "10.0.0.1").body == "app-web")
       // The wrong role: 404 so SDKs list again.
       #expect(try h.get("/latest/meta-data/iam/security-credentials/other", ip: "10.0.0.1").status == 404)
@@ -72,7 +74,8 @@ struct AgentRoutesTests {
       #expect(zone.status == 200 && zone.body == "us-east-1a")
       let userData = try h.get("/latest/user-data")
       #expect(userData.status == 404)
-      #expect(userData.body == "request blocked by allow-route-regexp \"^/latest/meta-data/placement/\": /latest/user-data\n")
+      #expect(
+        userData.body == "request blocked by allow-route-regexp \"^/latest/meta-data/placement/\": /latest/user-data\n")
       #expect(try h.get("/latest/meta-data/instance-id").status == 404)
       // Dot segments cannot sneak past the allow-list.
       let sneaky = try h.get("/latest/meta-data/placement/../../user-data")
@@ -93,9 +96,13 @@ struct AgentRoutesTests {
       #expect((page.value("kiam_metadata_proxy_requests_blocked_total") ?? 0) >= 2)
       #expect((page.value("kiam_metadata_handler_latency_seconds_count", ["handler": "credentials"]) ?? 0) >= 3)
       #expect((page.value("kiam_metadata_handler_latency_seconds_count", ["handler": "health"]) ?? 0) >= 2)
-      #expect((page.value(
-        "grpc_client_handled_total",
-        ["grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetPodCredentials", "grpc_code": "OK"]) ?? 0) >= 1)
+      #expect(
+        (page.value(
+          "grpc_client_handled_total",
+          [
+            "grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetPodCredentials",
+            "grpc_code": "OK",
+          ]) ?? 0) >= 1)
       #expect(page.value("grpc_client_tls_certificate_update_error") == 0)
     }
   }
@@ -121,7 +128,8 @@ struct AgentRoutesTests {
     try await withCleanup({ await h.stop() }) {
       try await h.startServer()
       try await h.startAgent()
-      let put = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "21600"])
+      let put = try h.get(
+        "/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "21600"])
       #expect(put.status == 200)
       #expect(put.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600")
       let token = put.body
@@ -129,11 +137,13 @@ struct AgentRoutesTests {
       // As EC2: digits only, no sign, no leading zero.
       for bad in ["", "0", "21601", "abc", "-5", "+5", "0060", "6 0", "1e3", "٦٠"] {
         let response = try h.get(
-          "/latest/api/token", method: "PUT", headers: bad.isEmpty ? [:] : ["X-aws-ec2-metadata-token-ttl-seconds": bad])
+          "/latest/api/token", method: "PUT", headers: bad.isEmpty ? [:] : ["X-aws-ec2-metadata-token-ttl-seconds": bad]
+        )
         #expect(response.status == 400, "ttl \(bad)")
       }
       let forwarded = try h.get(
-        "/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60", "X-Forwarded-For": "10.0.0.1"])
+        "/latest/api/token", method: "PUT",
+        headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60", "X-Forwarded-For": "10.0.0.1"])
       #expect(forwarded.status == 403)
       #expect(try h.get("/latest/api/token").status == 405)
       // The token works for its caller (127.0.0.1, pod "local").
@@ -145,12 +155,15 @@ struct AgentRoutesTests {
       #expect(try h.get(path).status == 200)
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": "forged"]).body == "app-local")
       #expect(try h.get(path, ip: "10.0.0.1", headers: ["X-aws-ec2-metadata-token": token]).body == "app-web")
-      let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"]).body
+      let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"])
+        .body
       try await Task.sleep(for: .milliseconds(2100))
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).body == "app-local")
       let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
       for reason in ["invalid", "wrong_caller", "expired"] {
-        #expect(samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "served_as_v1"]) == 1, "\(reason)")
+        #expect(
+          samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "served_as_v1"]) == 1,
+          "\(reason)")
       }
     }
   }
@@ -166,7 +179,8 @@ struct AgentRoutesTests {
       let path = "/latest/meta-data/iam/security-credentials/"
       #expect(try h.get(path).body == "app-local")
       let connection = try RawSocket(port: h.agentPort)
-      try connection.send("PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n")
+      try connection.send(
+        "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n")
       let token = String(connection.receiveResponse().split(separator: "\r\n\r\n", maxSplits: 1).last ?? "")
       #expect(!token.isEmpty)
       // 127.0.0.1 now belongs to another pod.
@@ -246,25 +260,31 @@ struct AgentRoutesTests {
       try await h.startAgent(["--require-imdsv2", "--json-log"])
       let path = "/latest/meta-data/iam/security-credentials/"
       #expect(try h.get(path).status == 401)
-      let token = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60"]).body
+      let token = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "60"])
+        .body
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": token]).body == "app-local")
       #expect(try h.get("/ping").status == 200)
       // Tokens that do not check are refused, as EC2 does, and each 401 is counted and logged.
       let forged = try h.get(path + "app-local", headers: ["X-aws-ec2-metadata-token": "forged"])
       #expect(forged.status == 401 && forged.body == "invalid session token\n")
       #expect(try h.get(path, ip: "10.0.0.1", headers: ["X-aws-ec2-metadata-token": token]).status == 401)
-      let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"]).body
+      let short = try h.get("/latest/api/token", method: "PUT", headers: ["X-aws-ec2-metadata-token-ttl-seconds": "1"])
+        .body
       try await Task.sleep(for: .milliseconds(2100))
       #expect(try h.get(path, headers: ["X-aws-ec2-metadata-token": short]).body == "session token expired\n")
       let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
       #expect(samples.value("kiam_metadata_responses_total", ["handler": "roleName", "code": "401"]) == 3)
       #expect(samples.value("kiam_metadata_responses_total", ["handler": "credentials", "code": "401"]) == 1)
       for (reason, count) in [("missing", 1.0), ("invalid", 1), ("wrong_caller", 1), ("expired", 1)] {
-        #expect(samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "refused"]) == count, "\(reason)")
+        #expect(
+          samples.value("kiam_agent_imds_token_rejected_total", ["reason": reason, "outcome": "refused"]) == count,
+          "\(reason)")
       }
       let lines = h.agent?.standardError.split(separator: "\n").filter { $0.contains("\"status\":\"401\"") } ?? []
       #expect(lines.count == 4, "\(lines)")
-      #expect(lines.contains { $0.contains("\"token\":\"wrong_caller\"") && $0.contains("\"addr\":\"10.0.0.1\"") }, "\(lines)")
+      #expect(
+        lines.contains { $0.contains("\"token\":\"wrong_caller\"") && $0.contains("\"addr\":\"10.0.0.1\"") }, "\(lines)"
+      )
     }
   }
 
@@ -274,7 +294,8 @@ struct AgentRoutesTests {
       try await h.startServer()
       try await h.startAgent()
       let expected = try #require(
-        try JSONSerialization.jsonObject(with: Data(h.get("/latest/meta-data/iam/security-credentials/app-local").body.utf8))
+        try JSONSerialization.jsonObject(
+          with: Data(h.get("/latest/meta-data/iam/security-credentials/app-local").body.utf8))
           as? [String: String])["AccessKeyId"]
       for mode in ["v2", "v1"] {
         let result = try h.botocore([mode])

@@ -28,7 +28,8 @@ import Testing
   @Test func aHangingProgramIsKilledAtItsDeadline() async throws {
     let clock = ContinuousClock()
     let started = clock.now
-    let hung = try await CommandRunner.run("/bin/sh", ["-c", "echo started; exec sleep 30"], timeout: .milliseconds(300))
+    let hung = try await CommandRunner.run(
+      "/bin/sh", ["-c", "echo started; exec sleep 30"], timeout: .milliseconds(300))
     #expect(hung.status == 128 + 9)
     #expect(hung.standardOutput == "started\n")
     #expect(clock.now - started < .seconds(5))

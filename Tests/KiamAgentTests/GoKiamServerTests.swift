@@ -41,13 +41,18 @@ import Testing
       let podsFile = try h.directory.write("go-pods.json", Self.pods)
       let log = h.directory.path + "/go-calls.jsonl"
       let server = try KiamProcess(
-        ["python3", KiamProcess.packageRoot + "/scripts/test/go_kiam_server.py", "--port", "\(h.serverPort)", "--ca", h.pki.server.ca,
-         "--cert", h.pki.server.certificate, "--key", h.pki.server.key, "--pods", podsFile, "--log", log],
+        [
+          "python3", KiamProcess.packageRoot + "/scripts/test/go_kiam_server.py", "--port", "\(h.serverPort)", "--ca",
+          h.pki.server.ca,
+          "--cert", h.pki.server.certificate, "--key", h.pki.server.key, "--pods", podsFile, "--log", log,
+        ],
         executable: "/usr/bin/env")
       h.server = server
       try await FreePort.waitUntilListening(h.serverPort, timeout: .seconds(30))
       try await h.startAgent()
-      #expect(await eventually(timeout: .seconds(15)) { (try? h.get("/health?deep=1").status) == 200 }, "\(server.standardError)")
+      #expect(
+        await eventually(timeout: .seconds(15)) { (try? h.get("/health?deep=1").status) == 200 },
+        "\(server.standardError)")
       defer { server.signal(SIGKILL) }
 
       let list = "/latest/meta-data/iam/security-credentials/"
@@ -61,26 +66,31 @@ import Testing
       #expect(document["Code"] == "Success" && document["Type"] == "AWS-HMAC")
       #expect(document["AccessKeyId"]?.hasPrefix("ASIAGOKIAM10X0X0X1") == true, "\(document)")
       #expect(document["Token"] == "go-kiam-token-for-10.0.0.1")
-      #expect(document["Expiration"]?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"#, options: .regularExpression) != nil)
+      #expect(
+        document["Expiration"]?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"#, options: .regularExpression) != nil)
       #expect(document["LastUpdated"] != nil)
 
       // Go kiam's texts come through unchanged.
       #expect(try h.get(list, ip: "10.0.0.2").status == 404)
       #expect(body(try h.get(list, ip: "10.0.0.2")) == "empty role")
       let denied = try h.get(list + "app-db", ip: "10.0.0.3")
-      #expect(denied.status == 500 && body(denied) == "error fetching credentials: forbidden by policy", "\(denied.body)")
+      #expect(
+        denied.status == 500 && body(denied) == "error fetching credentials: forbidden by policy", "\(denied.body)")
       let sts = try h.get(list + "app-sts", ip: "10.0.0.4")
       #expect(sts.status == 500)
-      #expect(body(sts) == "error fetching credentials: rpc error: code = Unknown desc = " + Self.awsError, "\(sts.body)")
+      #expect(
+        body(sts) == "error fetching credentials: rpc error: code = Unknown desc = " + Self.awsError, "\(sts.body)")
       let multiple = try h.get(list, ip: "10.0.0.9")
-      #expect(multiple.status == 500 && body(multiple) == "rpc error: code = Unknown desc = multiple running pods found")
+      #expect(
+        multiple.status == 500 && body(multiple) == "rpc error: code = Unknown desc = multiple running pods found")
       // A finished pod does not own its IP.
       #expect(try h.get(list, ip: "10.0.0.10").body == "app-new")
       // Unknown pods: Go kiam's server answers at once; the agent asks again within its budget.
       let clock = ContinuousClock()
       let started = clock.now
       let unknown = try h.get(list, ip: "10.0.0.8")
-      #expect(unknown.status == 500 && body(unknown) == "rpc error: code = Unknown desc = pod not found", "\(unknown.body)")
+      #expect(
+        unknown.status == 500 && body(unknown) == "rpc error: code = Unknown desc = pod not found", "\(unknown.body)")
       #expect(clock.now - started < .milliseconds(1100))
       let noPod = try h.get(list + "app-x", ip: "10.0.0.8")
       #expect(noPod.status == 500 && body(noPod) == "error fetching credentials: no pod found", "\(noPod.body)")
@@ -94,7 +104,9 @@ import Testing
       #expect(calls.contains { $0.method == "GetPodCredentials" && $0.ip == "10.0.0.1" && $0.role == "app-web" })
       #expect(calls.contains { $0.method == "GetHealth" })
       for call in calls {
-        #expect((call.deadline_ms ?? Int.max) <= 1000, "\(call.method) without a deadline inside the budget: \(call.deadline_ms ?? -1)")
+        #expect(
+          (call.deadline_ms ?? Int.max) <= 1000,
+          "\(call.method) without a deadline inside the budget: \(call.deadline_ms ?? -1)")
         #expect(call.metadata["authorization"] == nil)
       }
     }

@@ -28,18 +28,26 @@ import Testing
     let legacy = IPTablesBackend.decide(saved: [.legacy: Self.canary, .nft: Self.kubeProxy])
     #expect(legacy.backend == .legacy)
     #expect(legacy.reason == "kubelet's KUBE-KUBELET-CANARY chain is in the legacy tables")
-    let nft = IPTablesBackend.decide(saved: [.nft: Self.canary.replacingOccurrences(of: "KUBE-KUBELET-CANARY", with: "KUBE-IPTABLES-HINT")])
+    let nft = IPTablesBackend.decide(saved: [
+      .nft: Self.canary.replacingOccurrences(of: "KUBE-KUBELET-CANARY", with: "KUBE-IPTABLES-HINT")
+    ])
     #expect(nft.backend == .nft)
   }
 
   @Test func moreRulesDecideWithoutAHint() {
-    let legacy = IPTablesBackend.decide(saved: [.legacy: Self.kubeProxy, .nft: "# Warning: iptables-legacy tables present\n"])
-    #expect(legacy == .init(backend: .legacy, reason: "the legacy tables hold the node's rules (3 rules in legacy, 0 in nft)"))
+    let legacy = IPTablesBackend.decide(saved: [
+      .legacy: Self.kubeProxy, .nft: "# Warning: iptables-legacy tables present\n",
+    ])
+    #expect(
+      legacy == .init(backend: .legacy, reason: "the legacy tables hold the node's rules (3 rules in legacy, 0 in nft)")
+    )
     #expect(IPTablesBackend.decide(saved: [.nft: Self.kubeProxy, .legacy: ""]).backend == .nft)
   }
 
   @Test func nothingAnywhereIsNft() {
-    #expect(IPTablesBackend.decide(saved: [:]) == .init(backend: .nft, reason: "no backend holds more rules (0 rules in legacy, 0 in nft): nft, the default"))
+    #expect(
+      IPTablesBackend.decide(saved: [:])
+        == .init(backend: .nft, reason: "no backend holds more rules (0 rules in legacy, 0 in nft): nft, the default"))
   }
 
   @Test func choicesAndPrograms() {

@@ -3,12 +3,18 @@ import KiamTestSupport
 import Testing
 
 /// The agent's DNAT rule in a private network namespace (root only; skipped with a reason else).
-@Suite(.serialized, .enabled(if: NetworkNamespace.unavailableReason == nil, "\(NetworkNamespace.unavailableReason ?? "")"))
+@Suite(
+  .serialized, .enabled(if: NetworkNamespace.unavailableReason == nil, "\(NetworkNamespace.unavailableReason ?? "")"))
 struct IPTablesNamespaceTests {
-  func agent(in ns: NetworkNamespace, pki: TestPKIFixture, port: Int, extra: [String] = [], env: String = "") throws -> KiamProcess {
+  func agent(in ns: NetworkNamespace, pki: TestPKIFixture, port: Int, extra: [String] = [], env: String = "") throws
+    -> KiamProcess
+  {
     try KiamProcess(
-      ["-c", "exec ip netns exec \(ns.name) env \(env) \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=\(port) --server-address=127.0.0.1:1 --iptables-check-interval=300ms "
-        + pki.agent.arguments.joined(separator: " ") + " " + extra.joined(separator: " ")],
+      [
+        "-c",
+        "exec ip netns exec \(ns.name) env \(env) \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=\(port) --server-address=127.0.0.1:1 --iptables-check-interval=300ms "
+          + pki.agent.arguments.joined(separator: " ") + " " + extra.joined(separator: " "),
+      ],
       executable: "/bin/sh")
   }
 
@@ -26,16 +32,21 @@ struct IPTablesNamespaceTests {
   }
 
   func rules(_ ns: NetworkNamespace) throws -> [String] {
-    try ns.run("iptables -t nat -S PREROUTING").output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("-A") }
+    try ns.run("iptables -t nat -S PREROUTING").output.split(separator: "\n").map(String.init).filter {
+      $0.hasPrefix("-A")
+    }
   }
 
   @Test func insertedFirstRestoredAndRemoved() async throws {
     try await withNamespace { ns, dir, pki in
       try ns.run("iptables -t nat -A PREROUTING -p tcp --dport 81 -j ACCEPT")
       let process = try agent(in: ns, pki: pki, port: 18181)
-      let expected = "-d 169.254.169.254/32 -i veth+ -p tcp -m tcp --dport 80 -m comment --comment \"kiam agent: EC2 metadata to the agent\" -j DNAT --to-destination 10.99.0.1:18181"
+      let expected =
+        "-d 169.254.169.254/32 -i veth+ -p tcp -m tcp --dport 80 -m comment --comment \"kiam agent: EC2 metadata to the agent\" -j DNAT --to-destination 10.99.0.1:18181"
       let current = (try? rules(ns)) ?? []
-      #expect(await eventually { (try? rules(ns).first) == "-A PREROUTING \(expected)" }, "\(current) \(process.standardError)")
+      #expect(
+        await eventually { (try? rules(ns).first) == "-A PREROUTING \(expected)" },
+        "\(current) \(process.standardError)")
       #expect(try rules(ns).count == 2)
       // Someone deletes it: put back (at the top) within the check interval.
       try ns.run("iptables -t nat -D PREROUTING \(expected)")
@@ -68,14 +79,33 @@ struct IPTablesNamespaceTests {
   /// `seed` runs in the namespace before the agent starts; `expected` is the backend the rule must
   /// land in. A rule an earlier agent left in the other backend (`--no-iptables-remove`) is removed.
   @Test(arguments: [
-    ("kube-proxy on legacy", "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -p udp -j KUBE-SERVICES", "", "legacy"),
-    ("a stale rule in nft", "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-nft -t nat -I PREROUTING 1 \(Self.agentRule)", "", "legacy"),
-    ("kube-proxy on nft", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES", "", "nft"),
-    ("kubelet's hint in legacy", "iptables-legacy -t mangle -N KUBE-KUBELET-CANARY && iptables-nft -A INPUT -p tcp --dport 22 -j ACCEPT && iptables-nft -A INPUT -p tcp --dport 23 -j ACCEPT", "", "legacy"),
+    (
+      "kube-proxy on legacy",
+      "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -p udp -j KUBE-SERVICES",
+      "", "legacy"
+    ),
+    (
+      "a stale rule in nft",
+      "iptables-legacy -t nat -N KUBE-SERVICES && iptables-legacy -t nat -A PREROUTING -j KUBE-SERVICES && iptables-legacy -t nat -A OUTPUT -j KUBE-SERVICES && iptables-nft -t nat -I PREROUTING 1 \(Self.agentRule)",
+      "", "legacy"
+    ),
+    (
+      "kube-proxy on nft", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES",
+      "", "nft"
+    ),
+    (
+      "kubelet's hint in legacy",
+      "iptables-legacy -t mangle -N KUBE-KUBELET-CANARY && iptables-nft -A INPUT -p tcp --dport 22 -j ACCEPT && iptables-nft -A INPUT -p tcp --dport 23 -j ACCEPT",
+      "", "legacy"
+    ),
     ("an empty node", "true", "", "nft"),
-    ("forced", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES", "--iptables-backend=legacy", "legacy"),
+    (
+      "forced", "iptables-nft -t nat -N KUBE-SERVICES && iptables-nft -t nat -A PREROUTING -j KUBE-SERVICES",
+      "--iptables-backend=legacy", "legacy"
+    ),
   ])
-  func ruleGoesToTheBackendTheNodeUses(_ name: String, _ seed: String, _ flag: String, _ expected: String) async throws {
+  func ruleGoesToTheBackendTheNodeUses(_ name: String, _ seed: String, _ flag: String, _ expected: String) async throws
+  {
     try await withNamespace { ns, dir, pki in
       let seeded = try ns.run(seed)
       #expect(seeded.status == 0, "\(seeded.output)")
@@ -120,11 +150,17 @@ struct IPTablesNamespaceTests {
         (try? ns.run("curl -s --max-time 2 -w ' %{http_code}' 'http://127.0.0.1:18187/health?deep=1'").output) ?? ""
       }
       func ipv6Rules() -> Int {
-        ((try? ns.run("ip6tables-nft -t nat -S PREROUTING").output) ?? "").split(separator: "\n").filter { $0.contains("kiam agent") }.count
+        ((try? ns.run("ip6tables-nft -t nat -S PREROUTING").output) ?? "").split(separator: "\n").filter {
+          $0.contains("kiam agent")
+        }.count
       }
       // IPv6 refused from the start: the agent runs, with its IPv4 rule, and is not ready.
-      #expect(await eventually { (try? rules(ns).count) == 1 && health().hasSuffix(" 503") }, "\(health()) \(process.standardError)")
-      #expect(health().contains("not ready: the iptables rule is not in place") && health().contains("ip6tables-nft: refused by the test"), "\(health())")
+      #expect(
+        await eventually { (try? rules(ns).count) == 1 && health().hasSuffix(" 503") },
+        "\(health()) \(process.standardError)")
+      #expect(
+        health().contains("not ready: the iptables rule is not in place")
+          && health().contains("ip6tables-nft: refused by the test"), "\(health())")
       #expect(process.isRunning && ipv6Rules() == 0)
       #expect(process.standardError.contains("cannot add the ip6tables rule"), "\(process.standardError)")
       try Shell.run("rm \(dir.path)/refuse-ipv6")
@@ -147,7 +183,11 @@ struct IPTablesNamespaceTests {
   @Test func invertedInterface() async throws {
     try await withNamespace { ns, dir, pki in
       let process = try KiamProcess(
-        ["-c", "exec ip netns exec \(ns.name) \(KiamProcess.binaryPath) agent --iptables --host-interface=!eth0 --host=10.99.0.1 --port=18183 --server-address=127.0.0.1:1 " + pki.agent.arguments.joined(separator: " ")],
+        [
+          "-c",
+          "exec ip netns exec \(ns.name) \(KiamProcess.binaryPath) agent --iptables --host-interface=!eth0 --host=10.99.0.1 --port=18183 --server-address=127.0.0.1:1 "
+            + pki.agent.arguments.joined(separator: " "),
+        ],
         executable: "/bin/sh")
       #expect(await eventually { (try? rules(ns).first?.contains("! -i eth0")) == true })
       process.signal(SIGTERM)
@@ -171,7 +211,11 @@ struct IPTablesNamespaceTests {
     try await withNamespace { ns, dir, pki in
       try Shell.run("chmod 755 \(dir.path) && chmod 644 \(dir.path)/*")
       let unprivileged = try KiamProcess(
-        ["-c", "exec ip netns exec \(ns.name) setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=18185 --server-address=127.0.0.1:1 " + pki.agent.arguments.joined(separator: " ")],
+        [
+          "-c",
+          "exec ip netns exec \(ns.name) setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \(KiamProcess.binaryPath) agent --iptables --host-interface=veth+ --host=10.99.0.1 --port=18185 --server-address=127.0.0.1:1 "
+            + pki.agent.arguments.joined(separator: " "),
+        ],
         executable: "/bin/sh")
       #expect(await unprivileged.wait(timeout: .seconds(15)) == 1)
       #expect(unprivileged.standardError.contains("NET_ADMIN"), "\(unprivileged.standardError)")

@@ -26,26 +26,35 @@ import Testing
       // The issue's request: `%ff` is not UTF-8; it used to reach the upstream as `GET /?probe=1&x=../../user-data`.
       let attack = try h.get("/latest/meta-data/placement/%ff?probe=1&x=../../user-data")
       #expect(attack.status == 400, "\(attack.status) \(attack.body)")
-      for bad in ["/latest/meta-data/placement/%zz", "/latest/meta-data/placement/%f", "/latest/meta-data/placement/a%00b",
-                  "/latest/meta-data/placement/a%0d%0aHost:x", "/latest/meta-data/placement/x?y=%g1", "/latest/meta-data/placement/%c0%af"] {
+      for bad in [
+        "/latest/meta-data/placement/%zz", "/latest/meta-data/placement/%f", "/latest/meta-data/placement/a%00b",
+        "/latest/meta-data/placement/a%0d%0aHost:x", "/latest/meta-data/placement/x?y=%g1",
+        "/latest/meta-data/placement/%c0%af",
+      ] {
         #expect(try h.get(bad).status == 400, "\(bad)")
       }
       #expect(upstream.proxiedRequestLines.isEmpty, "\(upstream.proxiedRequestLines)")
 
       // Escapes are decoded once and sent in one canonical spelling; the query goes as it came.
       let cases = [
-        ("/latest/meta-data/placement/availability%2Dzone", "GET /latest/meta-data/placement/availability-zone HTTP/1.1"),
+        (
+          "/latest/meta-data/placement/availability%2Dzone",
+          "GET /latest/meta-data/placement/availability-zone HTTP/1.1"
+        ),
         ("/latest/meta-data/placement/a%20b?x=1&y=%2F", "GET /latest/meta-data/placement/a%20b?x=1&y=%2F HTTP/1.1"),
         ("/latest/meta-data/placement/%C3%A9", "GET /latest/meta-data/placement/%C3%A9 HTTP/1.1"),
       ]
       for (sent, forwarded) in cases {
         let answer = try h.get(sent)
         #expect(answer.status == 200 && answer.body == "ok", "\(sent): \(answer.status) \(answer.body)")
-        #expect(upstream.proxiedRequestLines.last == forwarded, "\(sent) reached the upstream as \(upstream.proxiedRequestLines.last ?? "nothing")")
+        #expect(
+          upstream.proxiedRequestLines.last == forwarded,
+          "\(sent) reached the upstream as \(upstream.proxiedRequestLines.last ?? "nothing")")
       }
       // A decoded slash is a slash for the allow-list too: `%2F..%2F` is cleaned (redirect), not proxied.
       let sneaky = try h.get("/latest/meta-data/placement/%2E%2E%2F%2E%2E%2Fuser-data")
-      #expect(sneaky.status == 301 && sneaky.headers["location"] == "/latest/user-data", "\(sneaky.status) \(sneaky.headers)")
+      #expect(
+        sneaky.status == 301 && sneaky.headers["location"] == "/latest/user-data", "\(sneaky.status) \(sneaky.headers)")
       #expect(upstream.proxiedRequestLines.count == cases.count)
     }
   }
@@ -56,12 +65,15 @@ import Testing
       let spellings = [
         "/latest/meta-data/IAM/security-credentials/", "/latest/meta-data/iam/Security-Credentials/node-role",
         "/latest/meta-data/iam/security-credentials%20/node-role", "/latest/meta-data/iam%20/security-credentials/",
-        "/latest/meta-data/iam/security-credentials%00/node-role", "/latest/meta-data/iam/security-credentials;x/node-role",
-        "/latest/meta-data/iam/security-credentials%09/node-role", "/latest/meta-data/iam/SECURITY-CREDENTIALS-EXTENDED/r",
+        "/latest/meta-data/iam/security-credentials%00/node-role",
+        "/latest/meta-data/iam/security-credentials;x/node-role",
+        "/latest/meta-data/iam/security-credentials%09/node-role",
+        "/latest/meta-data/iam/SECURITY-CREDENTIALS-EXTENDED/r",
         "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
         "/latest/meta-data/Identity-Credentials/ec2/security-credentials/ec2-instance",
         "/latest/API/token", "/latest/api/Token", "/latest/api%20/token", "/LATEST/META-DATA/IAM/SECURITY-CREDENTIALS/",
-        "/latest/meta-data/iam/security%2Dcredentials%20/x", "/latest/api;x/token", "/latest/meta-data/iam;v=1/security-credentials/",
+        "/latest/meta-data/iam/security%2Dcredentials%20/x", "/latest/api;x/token",
+        "/latest/meta-data/iam;v=1/security-credentials/",
         "/latest/meta-data/iam/security-credentials;jsessionid=1/node-role",
       ]
       for path in spellings {

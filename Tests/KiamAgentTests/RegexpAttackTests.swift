@@ -23,7 +23,8 @@ import Testing
         let started = clock.now
         let attack = try h.get(Self.path)
         slowestAttack = max(slowestAttack, clock.now - started)
-        #expect(attack.status == 404 && attack.body.hasPrefix("request blocked by allow-route-regexp"), "\(attack.body)")
+        #expect(
+          attack.status == 404 && attack.body.hasPrefix("request blocked by allow-route-regexp"), "\(attack.body)")
         let other = clock.now
         #expect(try h.get("/ping").body == "pong")
         slowestOther = max(slowestOther, clock.now - other)

@@ -22,8 +22,9 @@ import Testing
   }
 
   func iterator(_ lookup: ScriptedLookup, refresh: Duration = .seconds(60)) -> ServerAddressResolutions.Iterator {
-    ServerAddressResolutions(target: ServerAddressTarget(
-      host: "kiam-server", port: 443, refreshInterval: refresh, lookup: { lookup.lookup($0) })
+    ServerAddressResolutions(
+      target: ServerAddressTarget(
+        host: "kiam-server", port: 443, refreshInterval: refresh, lookup: { lookup.lookup($0) })
     ).makeAsyncIterator()
   }
 
@@ -52,9 +53,11 @@ import Testing
     let lookup = ScriptedLookup([["10.0.0.2", "10.0.0.1"].sorted(), ["10.0.0.1", "10.0.0.2"], ["10.0.0.3"]])
     var names = iterator(lookup, refresh: .milliseconds(10))
     let first = try #require(try await names.next())
-    #expect(first.endpoints == [
-      Endpoint(addresses: [.ipv4(host: "10.0.0.1", port: 443)]), Endpoint(addresses: [.ipv4(host: "10.0.0.2", port: 443)]),
-    ])
+    #expect(
+      first.endpoints == [
+        Endpoint(addresses: [.ipv4(host: "10.0.0.1", port: 443)]),
+        Endpoint(addresses: [.ipv4(host: "10.0.0.2", port: 443)]),
+      ])
     // The unchanged second answer is skipped; the third is a change.
     let second = try #require(try await names.next())
     #expect(second.endpoints == [Endpoint(addresses: [.ipv4(host: "10.0.0.3", port: 443)])])
@@ -72,7 +75,8 @@ import Testing
   @Test func delays() {
     #expect(ServerAddressResolutions.Iterator.delay(failures: 0, resolved: false, refresh: .seconds(30)) == nil)
     #expect(ServerAddressResolutions.Iterator.delay(failures: 0, resolved: true, refresh: .seconds(30)) == .seconds(30))
-    #expect(ServerAddressResolutions.Iterator.delay(failures: 1, resolved: true, refresh: .seconds(30)) == .milliseconds(400))
+    #expect(
+      ServerAddressResolutions.Iterator.delay(failures: 1, resolved: true, refresh: .seconds(30)) == .milliseconds(400))
     #expect(ServerAddressResolutions.Iterator.delay(failures: 9, resolved: false, refresh: .seconds(30)) == .seconds(5))
   }
 }

@@ -51,7 +51,8 @@ import Testing
       try await h.startServer(bind: "[::1]:\(h.serverPort)")
       try await h.startAgent(serverAddress: "[::1]:\(h.serverPort)")
       let answer = await roleOf(h)
-      #expect(answer?.status == 200, "\(answer?.body ?? "") \(h.agent?.standardError ?? "") \(h.server?.standardError ?? "")")
+      #expect(
+        answer?.status == 200, "\(answer?.body ?? "") \(h.agent?.standardError ?? "") \(h.server?.standardError ?? "")")
       #expect(answer?.body == "app-web")
     }
   }
@@ -104,10 +105,12 @@ import Testing
       defer { for server in servers { server.process.signal(SIGKILL) } }
       for server in servers { try await FreePort.waitUntilListening(server.metrics) }
       let agent = try KiamProcess(
-        ["-m", "sh", "-c",
-         "mount --bind \(hostsFile) /etc/hosts && exec \(KiamProcess.binaryPath) agent --host=127.0.0.1 --port=\(h.agentPort) "
-          + "--server-address=\(name):\(h.serverPort) --metadata-endpoint=\(h.lab.endpoint) --allow-ip-query "
-          + h.pki.agent.arguments.joined(separator: " ")],
+        [
+          "-m", "sh", "-c",
+          "mount --bind \(hostsFile) /etc/hosts && exec \(KiamProcess.binaryPath) agent --host=127.0.0.1 --port=\(h.agentPort) "
+            + "--server-address=\(name):\(h.serverPort) --metadata-endpoint=\(h.lab.endpoint) --allow-ip-query "
+            + h.pki.agent.arguments.joined(separator: " "),
+        ],
         executable: "/usr/bin/unshare")
       h.agent = agent
       try await FreePort.waitUntilListening(h.agentPort)
@@ -121,7 +124,8 @@ import Testing
       for server in servers {
         let text = try await HTTPGet.fetch("http://127.0.0.1:\(server.metrics)/metrics").body
         let handled = try PrometheusText(text).samples.filter {
-          $0.name == "grpc_server_handled_total" && $0.labels["grpc_method"] == "GetPodRole" && $0.labels["grpc_code"] == "OK"
+          $0.name == "grpc_server_handled_total" && $0.labels["grpc_method"] == "GetPodRole"
+            && $0.labels["grpc_code"] == "OK"
         }
         calls.append(handled.reduce(0) { $0 + $1.value })
       }

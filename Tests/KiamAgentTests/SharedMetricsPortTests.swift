@@ -17,7 +17,9 @@ import Testing
       address.sin_port = in_port_t(UInt16(port).bigEndian)
       address.sin_addr.s_addr = inet_addr("127.0.0.1")
       let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
       }
       guard bound == 0, listen(descriptor, 16) == 0 else { throw TestSupportError("cannot hold port \(port)") }
     }
@@ -44,9 +46,10 @@ import Testing
       try await agent.waitForStandardError(containing: "metrics endpoint unavailable")
 
       // A pod gets its role through the agent and the server.
-      #expect(await eventually(timeout: .seconds(15)) {
-        (try? h.get("/latest/meta-data/iam/security-credentials/", ip: "10.0.0.1").body) == "app-web"
-      })
+      #expect(
+        await eventually(timeout: .seconds(15)) {
+          (try? h.get("/latest/meta-data/iam/security-credentials/", ip: "10.0.0.1").body) == "app-web"
+        })
       let credentials = try h.get("/latest/meta-data/iam/security-credentials/app-web", ip: "10.0.0.1")
       #expect(credentials.status == 200, "\(credentials.body)")
       #expect(credentials.body.contains("\"AccessKeyId\":\"ASIA"))
@@ -65,7 +68,9 @@ import Testing
       // One error line each, however many retries (5 s apart) failed meanwhile.
       try await Task.sleep(for: .seconds(6))
       for process in [server, agent] {
-        let lines = process.standardError.components(separatedBy: "\n").filter { $0.contains("metrics endpoint unavailable") }
+        let lines = process.standardError.components(separatedBy: "\n").filter {
+          $0.contains("metrics endpoint unavailable")
+        }
         #expect(lines.count == 1, "\(lines)")
         #expect(process.isRunning)
       }
@@ -73,10 +78,11 @@ import Testing
       // The port is freed: one of them takes it within a retry interval, and says so.
       holder.release()
       var page = ""
-      #expect(await eventually(timeout: .seconds(8), interval: .milliseconds(200)) {
-        page = (try? await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics").body) ?? ""
-        return page.contains("# TYPE kiam_")
-      })
+      #expect(
+        await eventually(timeout: .seconds(8), interval: .milliseconds(200)) {
+          page = (try? await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics").body) ?? ""
+          return page.contains("# TYPE kiam_")
+        })
       let owner = server.standardError.contains("serving metrics") ? "server" : "agent"
       #expect(
         server.standardError.contains("serving metrics") != agent.standardError.contains("serving metrics"),

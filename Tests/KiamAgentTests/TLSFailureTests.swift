@@ -26,16 +26,22 @@ import Testing
   }
 
   static let cases: [Case] = [
-    Case(name: "server certificate from another CA", agentReason: "unknown_ca", serverReason: "rejected_by_peer",
-         serverLeaf: goodServer, serverFromOtherCA: true, agentFromOtherCA: false),
-    Case(name: "expired server certificate", agentReason: "expired", serverReason: "rejected_by_peer",
-         serverLeaf: { try $0.issue(commonName: "kiam-server", dnsNames: ["localhost"], validFrom: -7200, validFor: 3600) },
-         serverFromOtherCA: false, agentFromOtherCA: false),
-    Case(name: "server certificate for another name", agentReason: "wrong_name", serverReason: "rejected_by_peer",
-         serverLeaf: { try $0.issue(commonName: "kiam-server", dnsNames: ["kiam-server.other"]) },
-         serverFromOtherCA: false, agentFromOtherCA: false),
-    Case(name: "agent certificate from another CA", agentReason: "rejected_by_peer", serverReason: "unknown_ca",
-         serverLeaf: goodServer, serverFromOtherCA: false, agentFromOtherCA: true),
+    Case(
+      name: "server certificate from another CA", agentReason: "unknown_ca", serverReason: "rejected_by_peer",
+      serverLeaf: goodServer, serverFromOtherCA: true, agentFromOtherCA: false),
+    Case(
+      name: "expired server certificate", agentReason: "expired", serverReason: "rejected_by_peer",
+      serverLeaf: {
+        try $0.issue(commonName: "kiam-server", dnsNames: ["localhost"], validFrom: -7200, validFor: 3600)
+      },
+      serverFromOtherCA: false, agentFromOtherCA: false),
+    Case(
+      name: "server certificate for another name", agentReason: "wrong_name", serverReason: "rejected_by_peer",
+      serverLeaf: { try $0.issue(commonName: "kiam-server", dnsNames: ["kiam-server.other"]) },
+      serverFromOtherCA: false, agentFromOtherCA: false),
+    Case(
+      name: "agent certificate from another CA", agentReason: "rejected_by_peer", serverReason: "unknown_ca",
+      serverLeaf: goodServer, serverFromOtherCA: false, agentFromOtherCA: true),
   ]
 
   @Test(.enabled(if: STSLab.isAvailable, "needs python3 with moto (scripts/install-test-deps.sh)"), arguments: cases)
@@ -53,7 +59,8 @@ import Testing
       try await h.startServer(server.arguments + ["--prometheus-listen-addr=127.0.0.1:\(serverMetrics)"])
       var agentExtra: [String] = []
       if testCase.agentFromOtherCA {
-        let agent = try TestTLSFiles.write(try other.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: h.pki.ca, name: "agent", in: dir.path)
+        let agent = try TestTLSFiles.write(
+          try other.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: h.pki.ca, name: "agent", in: dir.path)
         agentExtra = agent.arguments
       }
       try await h.startAgent(agentExtra)
@@ -62,18 +69,24 @@ import Testing
       #expect(deep.status == 500)
       #expect(deep.body.contains("TLS \(testCase.agentReason)"), "\(testCase.name): \(deep.body)")
       let credentials = try h.get("/latest/meta-data/iam/security-credentials/app-web", ip: "10.0.0.1")
-      #expect(credentials.status == 500 && credentials.body.contains("TLS \(testCase.agentReason)"), "\(credentials.body)")
+      #expect(
+        credentials.status == 500 && credentials.body.contains("TLS \(testCase.agentReason)"), "\(credentials.body)")
       #expect(h.agent?.standardError.contains("TLS handshake with a peer failed") == true)
 
       let agentSamples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
-      #expect((agentSamples.value("kiam_tls_handshake_failures_total", ["side": "client", "reason": testCase.agentReason]) ?? 0) >= 1,
-              "\(testCase.name): agent counters")
+      #expect(
+        (agentSamples.value("kiam_tls_handshake_failures_total", ["side": "client", "reason": testCase.agentReason])
+          ?? 0) >= 1,
+        "\(testCase.name): agent counters")
       #expect(agentSamples.value("grpc_client_tls_certificate_verify_error", [:]) == 1)
       if let serverReason = testCase.serverReason {
-        #expect(await eventually {
-          let text = (try? await HTTPGet.text("http://127.0.0.1:\(serverMetrics)/metrics")) ?? ""
-          return ((try? PrometheusText(text))?.value("kiam_tls_handshake_failures_total", ["side": "server", "reason": serverReason]) ?? 0) >= 1
-        }, "\(testCase.name): server counters")
+        #expect(
+          await eventually {
+            let text = (try? await HTTPGet.text("http://127.0.0.1:\(serverMetrics)/metrics")) ?? ""
+            return
+              ((try? PrometheusText(text))?.value(
+                "kiam_tls_handshake_failures_total", ["side": "server", "reason": serverReason]) ?? 0) >= 1
+          }, "\(testCase.name): server counters")
       }
     }
   }
@@ -85,7 +98,9 @@ import Testing
     try await withCleanup({ await h.stop() }) {
       try await h.startAgent()
       let deep = try h.get("/health?deep=1")
-      #expect(deep.status == 500 && deep.body.contains("no kiam server reachable at localhost:\(h.serverPort)"), "\(deep.body)")
+      #expect(
+        deep.status == 500 && deep.body.contains("no kiam server reachable at localhost:\(h.serverPort)"),
+        "\(deep.body)")
       let samples = try PrometheusText(try await HTTPGet.text("http://127.0.0.1:\(h.metricsPort)/metrics"))
       #expect(samples.value("grpc_client_tls_certificate_verify_error", [:]) == 0)
     }

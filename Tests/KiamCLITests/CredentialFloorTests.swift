@@ -38,12 +38,14 @@ import Testing
     try await withThrowingTaskGroup(of: Void.self) { group in
       group.addTask { try await ServerApplication(configuration: server, logger: logger, clock: .manual(clock)).run() }
       group.addTask {
-        try await AgentApplication(configuration: agent, logger: logger, metrics: agentMetrics, clock: .manual(clock)).run()
+        try await AgentApplication(configuration: agent, logger: logger, metrics: agentMetrics, clock: .manual(clock))
+          .run()
       }
       defer { group.cancelAll() }
       try await FreePort.waitUntilListening(agentPort)
       let path = "/latest/meta-data/iam/security-credentials/app-floor"
-      #expect(await eventually(timeout: .seconds(20)) { (try? HTTPExchange.send(port: agentPort, path: path).status) == 200 })
+      #expect(
+        await eventually(timeout: .seconds(20)) { (try? HTTPExchange.send(port: agentPort, path: path).status) == 200 })
 
       var keys: [String] = []
       var least = Double.infinity
@@ -70,7 +72,9 @@ import Testing
         $0.name == "grpc_client_started_total" && $0.labels["grpc_method"] == "GetPodCredentials"
       }.reduce(0) { $0 + $1.value }
       #expect(asked <= 40, "the agent asked the server \(asked) times")
-      print("credential floor: least remaining served \(Int(least)) s, \(keys.count) credentials, \(assumed) AssumeRole, \(Int(asked)) agent calls")
+      print(
+        "credential floor: least remaining served \(Int(least)) s, \(keys.count) credentials, \(assumed) AssumeRole, \(Int(asked)) agent calls"
+      )
     }
   }
 }

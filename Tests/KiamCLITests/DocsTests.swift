@@ -16,7 +16,8 @@ import Testing
   static func documentedMetrics() throws -> Set<String> {
     let text = try metricsDoc()
     var names = Set<String>()
-    for piece in text.split(separator: "`") where piece.range(of: #"^(kiam|grpc|process)_[A-Za-z0-9_]+$"#, options: .regularExpression) != nil {
+    for piece in text.split(separator: "`")
+    where piece.range(of: #"^(kiam|grpc|process)_[A-Za-z0-9_]+$"#, options: .regularExpression) != nil {
       names.insert(String(piece))
     }
     return names
@@ -26,7 +27,9 @@ import Testing
     let directory = try TemporaryDirectory(prefix: "kiam-docs")
     defer { directory.remove() }
     let pki = try TestPKIFixture.make(in: directory.path)
-    try directory.write("pods/pods.yaml", """
+    try directory.write(
+      "pods/pods.yaml",
+      """
       apiVersion: v1
       kind: Namespace
       metadata: {name: apps, annotations: {iam.amazonaws.com/permitted: ".*"}}
@@ -40,14 +43,19 @@ import Testing
       try FreePort.next(), try FreePort.next(), try FreePort.next(), try FreePort.next()
     )
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(serverPort)", "--pod-manifests=\(directory.path)/pods",
-       "--role-base-arn=arn:aws:iam::123456789012:role/", "--sts-endpoint=http://127.0.0.1:9",
-       "--prometheus-listen-addr=127.0.0.1:\(serverMetrics)"] + pki.server.arguments,
+      [
+        "server", "--bind=127.0.0.1:\(serverPort)", "--pod-manifests=\(directory.path)/pods",
+        "--role-base-arn=arn:aws:iam::123456789012:role/", "--sts-endpoint=http://127.0.0.1:9",
+        "--prometheus-listen-addr=127.0.0.1:\(serverMetrics)",
+      ] + pki.server.arguments,
       environment: ["AWS_ACCESS_KEY_ID": "AKIADOCS", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": directory.path])
     defer { server.signal(SIGKILL) }
     let agent = try KiamProcess(
-      ["agent", "--host=127.0.0.1", "--port=\(agentPort)", "--server-address=localhost:\(serverPort)",
-       "--metadata-endpoint=http://127.0.0.1:9", "--allow-ip-query", "--prometheus-listen-addr=127.0.0.1:\(agentMetrics)"]
+      [
+        "agent", "--host=127.0.0.1", "--port=\(agentPort)", "--server-address=localhost:\(serverPort)",
+        "--metadata-endpoint=http://127.0.0.1:9", "--allow-ip-query",
+        "--prometheus-listen-addr=127.0.0.1:\(agentMetrics)",
+      ]
         + pki.agent.arguments)
     defer { agent.signal(SIGKILL) }
     try await FreePort.waitUntilListening(serverPort)
@@ -55,7 +63,8 @@ import Testing
     // Requests that create the labelled series: a role list, credentials (STS is unreachable, so
     // an error), a blocked proxy path, health.
     for path in [
-      "/latest/meta-data/iam/security-credentials/?ip=10.0.0.1", "/latest/meta-data/iam/security-credentials/app-web?ip=10.0.0.1",
+      "/latest/meta-data/iam/security-credentials/?ip=10.0.0.1",
+      "/latest/meta-data/iam/security-credentials/app-web?ip=10.0.0.1",
       "/latest/user-data?ip=10.0.0.1", "/health", "/latest/meta-data/iam/security-credentials/?ip=10.9.9.9",
     ] {
       _ = try? await HTTPGet.fetch("http://127.0.0.1:\(agentPort)\(path)")
@@ -92,7 +101,9 @@ import Testing
       }
     }
     #expect(used.count > 20)
-    for name in used { #expect(documented.contains(name), "the dashboard queries \(name), which docs/metrics.md does not list") }
+    for name in used {
+      #expect(documented.contains(name), "the dashboard queries \(name), which docs/metrics.md does not list")
+    }
   }
 
   /// The migration guide's table of namespace regexps is the one the tests run.
@@ -101,7 +112,8 @@ import Testing
     func verdict(_ allowed: Bool) -> String { allowed ? "allowed" : "denied" }
     for c in PermittedCase.all {
       let expression = c.expression.replacingOccurrences(of: "|", with: "\\|")
-      let row = "| `\(expression)` | `\(c.annotation)` | \(verdict(c.v4)) | \(verdict(c.v4Unanchored)) | \(verdict(c.v3)) |"
+      let row =
+        "| `\(expression)` | `\(c.annotation)` | \(verdict(c.v4)) | \(verdict(c.v4Unanchored)) | \(verdict(c.v3)) |"
       #expect(guide.contains(row), "docs/migrating-from-kiam.md lacks the row \(row)")
     }
   }
@@ -128,7 +140,8 @@ import Testing
     }
     #expect(links.count >= 10)
     for link in links {
-      #expect(FileManager.default.fileExists(atPath: "\(Self.root)/\(link)"), "docs/architecture.md links to missing \(link)")
+      #expect(
+        FileManager.default.fileExists(atPath: "\(Self.root)/\(link)"), "docs/architecture.md links to missing \(link)")
     }
   }
 }

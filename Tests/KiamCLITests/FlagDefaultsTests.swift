@@ -47,9 +47,11 @@ import Testing
     #expect(c.stsEndpoint == nil)
     #expect(c.stsRateLimit == 100)
     #expect(c.stsBurst == 1000)
-    #expect(c.grpc == GRPCConnectionSettings(
-      keepaliveTime: .seconds(10), keepaliveTimeout: .seconds(2), permitWithoutStream: false,
-      maxConnectionIdle: .seconds(900), maxConnectionAge: .seconds(900), maxConnectionAgeGrace: .seconds(900)))
+    #expect(
+      c.grpc
+        == GRPCConnectionSettings(
+          keepaliveTime: .seconds(10), keepaliveTimeout: .seconds(2), permitWithoutStream: false,
+          maxConnectionIdle: .seconds(900), maxConnectionAge: .seconds(900), maxConnectionAgeGrace: .seconds(900)))
   }
 
   @Test func minimumLifetimeFollowsShortSessions() throws {
@@ -78,7 +80,10 @@ import Testing
     #expect(error?.message.contains("--min-credential-lifetime") == true, "\(String(describing: error))")
     #expect(error?.message.contains("1h0m0s with --assume-role-arn") == true, "\(String(describing: error))")
     // Without a chained role, 2 h sessions keep a 1 h floor.
-    let plain = ["server"] + Self.tlsArgs + ["--role-base-arn-autodetect", "--session-duration=2h", "--min-credential-lifetime=1h"]
+    let plain =
+      ["server"] + Self.tlsArgs + [
+        "--role-base-arn-autodetect", "--session-duration=2h", "--min-credential-lifetime=1h",
+      ]
     #expect(try withRoot { try parseServer(plain, context: $0) }.0.sessionDuration == .seconds(7200))
   }
 
@@ -113,7 +118,10 @@ import Testing
   }
 
   @Test func logDefaults() throws {
-    guard let box = try parse(["health"] + Self.tlsArgs) as? HealthBox else { Issue.record("health"); return }
+    guard let box = try parse(["health"] + Self.tlsArgs) as? HealthBox else {
+      Issue.record("health")
+      return
+    }
     #expect(box.command.log.jsonLog == false)
     #expect(try box.command.log.logLevel() == .info)
     for (text, level) in [("debug", Logger.Level.debug), ("info", .info), ("warn", .warning), ("error", .error)] {
@@ -142,7 +150,10 @@ import Testing
     ("sts-rate-limit", "2.5", { $0.stsRateLimit == 2.5 }),
     ("sts-burst", "7", { $0.stsBurst == 7 }),
     ("permitted-regexp-mode", "v3", { $0.permittedMatching == .anywhereInAnnotation }),
-    ("prometheus-listen-addr", "127.0.0.1:9999", { $0.prometheusListenAddress == HostPort(host: "127.0.0.1", port: 9999) }),
+    (
+      "prometheus-listen-addr", "127.0.0.1:9999",
+      { $0.prometheusListenAddress == HostPort(host: "127.0.0.1", port: 9999) }
+    ),
     ("grpc-keepalive-time-duration", "20s", { $0.grpc.keepaliveTime == .seconds(20) }),
     ("grpc-keepalive-timeout-duration", "3s", { $0.grpc.keepaliveTimeout == .seconds(3) }),
     ("grpc-max-connection-idle-duration", "1m", { $0.grpc.maxConnectionIdle == .seconds(60) }),
@@ -184,7 +195,10 @@ import Testing
   static let agentValueFlags: [(String, String, @Sendable (AgentConfiguration) -> Bool)] = [
     ("port", "8181", { $0.port == 8181 }),
     ("allow-route-regexp", "^/latest/meta-data/placement/", { $0.allowRouteRegexp == "^/latest/meta-data/placement/" }),
-    ("whitelist-route-regexp", "^/latest/meta-data/instance-id$", { $0.allowRouteRegexp == "^/latest/meta-data/instance-id$" }),
+    (
+      "whitelist-route-regexp", "^/latest/meta-data/instance-id$",
+      { $0.allowRouteRegexp == "^/latest/meta-data/instance-id$" }
+    ),
     ("host", "192.168.1.2", { $0.host == "192.168.1.2" }),
     ("host-interface", "!eth0", { $0.hostInterface == "!eth0" }),
     ("server-address", "kiam-server:443", { $0.serverAddress == HostPort(host: "kiam-server", port: 443) }),
@@ -249,10 +263,11 @@ import Testing
   }
 
   @Test func deprecatedAliasesWarn() throws {
-    let agentArgs = ["agent"] + Self.tlsArgs + [
-      "--whitelist-route-regexp=^/x$", "--grpc-keepalive-time-ms=10s", "--grpc-keepalive-timeout-ms=2s",
-      "--server-address-refresh=2s", "--prometheus-sync-interval=5s",
-    ]
+    let agentArgs =
+      ["agent"] + Self.tlsArgs + [
+        "--whitelist-route-regexp=^/x$", "--grpc-keepalive-time-ms=10s", "--grpc-keepalive-timeout-ms=2s",
+        "--server-address-refresh=2s", "--prometheus-sync-interval=5s",
+      ]
     let (agent, warnings) = try withRoot { try parseAgent(agentArgs, context: $0) }
     #expect(agent.allowRouteRegexp == "^/x$")
     for name in [

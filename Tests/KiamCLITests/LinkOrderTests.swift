@@ -47,11 +47,16 @@ import Testing
     let directory = try TemporaryDirectory(prefix: "kiam-link-order")
     defer { directory.remove() }
     for (name, text) in profiles { try directory.write("profiles/\(name)", text) }
-    let mapPath = try directory.write("kiam.map", (["             VMA              LMA     Size Align Out     In      Symbol"] + map).joined(separator: "\n") + "\n")
+    let mapPath = try directory.write(
+      "kiam.map",
+      (["             VMA              LMA     Size Align Out     In      Symbol"] + map).joined(separator: "\n") + "\n"
+    )
     let definedPath = try directory.write("defined.txt", defined.joined(separator: "\n") + "\n")
     let outPath = directory.path + "/kiam.order"
-    let arguments = [Self.script, "--profiles", directory.path + "/profiles", "--map", mapPath,
-                     "--defined", definedPath, "--out", outPath]
+    let arguments = [
+      Self.script, "--profiles", directory.path + "/profiles", "--map", mapPath,
+      "--defined", definedPath, "--out", outPath,
+    ]
     let (status, output) = try Shell.run("python3 " + arguments.map(Shell.quote).joined(separator: " "))
     let order = (try? String(contentsOfFile: outPath, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
     return Run(output: output, status: status, order: order)
@@ -82,8 +87,10 @@ import Testing
     mapLine(0x1d000, 0x1000, level: 2, "dense_cold"),
   ]
 
-  static let defined = ["steady_agent", "steady_server", "start_fn", "shutdown_fn", "server_shutdown",
-                        "bulk_hot", "bulk_cold", "shared_fn", "dense_cold"]
+  static let defined = [
+    "steady_agent", "steady_server", "start_fn", "shutdown_fn", "server_shutdown",
+    "bulk_hot", "bulk_cold", "shared_fn", "dense_cold",
+  ]
 
   /// The agent starts at 1000 and the server at 2000; a dump 35 s or more after its process
   /// started is steady state. Names are compressed across the dumps of one process, and
@@ -93,10 +100,12 @@ import Testing
     "callgrind.agent.100.1": callgrind(dumpedAt: "dump t1010", "fn=(1) start_fn\n0 5\nfn=(2) shared_fn\n0 5\n"),
     "callgrind.agent.100.2": callgrind(
       dumpedAt: "dump t1040",
-      "fn=(3) steady_agent\n0 5\ncfn=(2)\ncalls=1 0\n0 5\nfn=(4) 0x0000000000401000\n0 1\nfn=(5) not_in_binary\n0 1\nfn=(6) bulk_hot\n0 1\n"),
+      "fn=(3) steady_agent\n0 5\ncfn=(2)\ncalls=1 0\n0 5\nfn=(4) 0x0000000000401000\n0 1\nfn=(5) not_in_binary\n0 1\nfn=(6) bulk_hot\n0 1\n"
+    ),
     "callgrind.agent.100": callgrind(dumpedAt: "Program termination", "fn=(7) shutdown_fn\n0 5\nfn=(3)\n0 1\n"),
     "start.200": "2000\n",
-    "callgrind.server.200.1": callgrind(dumpedAt: "dump t2050", "fn=(1) steady_server\n0 5\nfn=(2) steady_agent\n0 5\n"),
+    "callgrind.server.200.1": callgrind(
+      dumpedAt: "dump t2050", "fn=(1) steady_server\n0 5\nfn=(2) steady_agent\n0 5\n"),
     "callgrind.server.200": callgrind(dumpedAt: "Program termination", "fn=(3) server_shutdown\n0 5\n"),
   ]
 

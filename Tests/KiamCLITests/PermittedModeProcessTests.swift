@@ -21,15 +21,23 @@ import Testing
     let cases = PermittedCase.all.enumerated()
     try dir.writeManifests(
       cases.map { TestNamespace(name: "ns-\($0.offset)", permitted: $0.element.expression) },
-      cases.map { TestPod(namespace: "ns-\($0.offset)", name: "pod-\($0.offset)", ip: "10.0.2.\($0.offset + 1)", role: $0.element.annotation) })
+      cases.map {
+        TestPod(
+          namespace: "ns-\($0.offset)", name: "pod-\($0.offset)", ip: "10.0.2.\($0.offset + 1)",
+          role: $0.element.annotation)
+      })
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=\(PermittedCase.base)", "--pod-manifests=\(dir.path)/manifests",
-       "--sts-endpoint=\(lab.endpoint)"] + flags + pki.server.arguments,
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=\(PermittedCase.base)",
+        "--pod-manifests=\(dir.path)/manifests",
+        "--sts-endpoint=\(lab.endpoint)",
+      ] + flags + pki.server.arguments,
       environment: ["AWS_ACCESS_KEY_ID": "AKIAMODES", "AWS_SECRET_ACCESS_KEY": "unchecked", "HOME": dir.path])
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)
-    #expect(await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
+    #expect(
+      await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
     let calls = PermittedCase.all.enumerated().map { "creds:10.0.2.\($0.offset + 1):\($0.element.annotation)" }
     let answers = try PythonGRPCClient.call(port: port, pki: pki, calls)
     #expect(answers.count == PermittedCase.all.count)

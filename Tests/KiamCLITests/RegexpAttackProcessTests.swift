@@ -30,20 +30,27 @@ import Testing
       ])
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/", "--pod-manifests=\(dir.path)/manifests",
-       "--sts-endpoint=\(lab.endpoint)"] + pki.server.arguments,
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests",
+        "--sts-endpoint=\(lab.endpoint)",
+      ] + pki.server.arguments,
       environment: ["AWS_ACCESS_KEY_ID": "AKIAREGEX", "AWS_SECRET_ACCESS_KEY": "unchecked", "HOME": dir.path])
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)
-    #expect(await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
+    #expect(
+      await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
     // Warm the client's connection, then time the attacks (each call is one RPC).
     _ = try PythonGRPCClient.call(port: port, pki: pki, ["creds:10.0.3.4:app-web"])
     let clock = ContinuousClock()
     let started = clock.now
     let answers = try PythonGRPCClient.call(
       port: port, pki: pki,
-      ["creds:10.0.3.1:aaaaaaaaaaaaaaaaaa!", "creds:10.0.3.2:\(String(repeating: "a-", count: 400))", "creds:10.0.3.3:\(huge)",
-       "creds:10.0.3.4:app-web"])
+      [
+        "creds:10.0.3.1:aaaaaaaaaaaaaaaaaa!", "creds:10.0.3.2:\(String(repeating: "a-", count: 400))",
+        "creds:10.0.3.3:\(huge)",
+        "creds:10.0.3.4:app-web",
+      ])
     let elapsed = clock.now - started
     try #require(answers.count == 4)
     #expect(answers[0]["details"] as? String == "forbidden by policy", "\(answers[0])")
@@ -54,10 +61,13 @@ import Testing
     #expect(answers[3]["code"] as? String == "Success", "\(answers[3])")
     // Each attack cost the server seconds of one core before.
     for answer in answers {
-      #expect((answer["elapsed_ms"] as? Double ?? 1e9) < 100, "\(answer["call"] ?? "") took \(answer["elapsed_ms"] ?? "?") ms")
+      #expect(
+        (answer["elapsed_ms"] as? Double ?? 1e9) < 100, "\(answer["call"] ?? "") took \(answer["elapsed_ms"] ?? "?") ms"
+      )
     }
     #expect(elapsed < .seconds(10), "\(elapsed)")
     let stats = try await lab.stats()
-    #expect(stats.assume_role.keys.allSatisfy { !$0.contains("a-a-a-") && !$0.contains("!") }, "\(stats.assume_role.keys)")
+    #expect(
+      stats.assume_role.keys.allSatisfy { !$0.contains("a-a-a-") && !$0.contains("!") }, "\(stats.assume_role.keys)")
   }
 }

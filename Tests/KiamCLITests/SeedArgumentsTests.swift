@@ -70,16 +70,21 @@ import Testing
     defer { root.remove() }
     let (config, warnings) = try parseServer(Self.serverArgs, context: .init(fileRoot: root.path))
     #expect(config.bind == HostPort(host: "0.0.0.0", port: 443))
-    #expect(config.tls == TLSFiles(
-      certificatePath: "/etc/kiam/tls/server.pem", keyPath: "/etc/kiam/tls/server-key.pem",
-      caPath: "/etc/kiam/tls/ca.pem"))
+    #expect(
+      config.tls
+        == TLSFiles(
+          certificatePath: "/etc/kiam/tls/server.pem", keyPath: "/etc/kiam/tls/server-key.pem",
+          caPath: "/etc/kiam/tls/ca.pem"))
     #expect(config.roleBaseARNAutodetect)
     #expect(config.roleBaseARN == nil)
     #expect(config.assumeRoleARN == "arn:aws:iam::<SOURCE_AWS_ACCOUNT>:role/kiam_server")
     #expect(config.sync == .seconds(60))
     #expect(config.prometheusListenAddress == HostPort(host: "0.0.0.0", port: 9620))
     #expect(warnings.contains { $0.contains("--prometheus-sync-interval is deprecated") })
-    guard let box = try parse(Self.serverArgs) as? ServerBox else { Issue.record("not a server"); return }
+    guard let box = try parse(Self.serverArgs) as? ServerBox else {
+      Issue.record("not a server")
+      return
+    }
     #expect(box.command.log.jsonLog)
     #expect(try box.command.log.logLevel() == .warning)
   }
@@ -128,7 +133,8 @@ import Testing
       "--server-address=kiam-server:443", "--gateway-timeout-creation=1s",
       "--grpc-keepalive-time-duration=10s", "--grpc-keepalive-timeout-duration=2s",
     ]
-    let (agent, _) = try parseAgent(helmAgent, context: .init(environment: ["HOST_IP": "10.1.2.3"], fileRoot: root.path))
+    let (agent, _) = try parseAgent(
+      helmAgent, context: .init(environment: ["HOST_IP": "10.1.2.3"], fileRoot: root.path))
     #expect(agent.iptablesRemove == false)
     let helmHealth = [
       "health", "--cert=/etc/kiam/tls/server.pem", "--key=/etc/kiam/tls/server-key.pem",

@@ -14,14 +14,18 @@ import Testing
     let port = try FreePort.next()
     let metricsPort = try FreePort.next()
     let process = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--prometheus-listen-addr=127.0.0.1:\(metricsPort)",
-       "--role-base-arn=arn:aws:iam::123456789012:role/", "--pod-manifests=\(manifests)",
-       "--sts-endpoint=http://127.0.0.1:1"] + pki.server.arguments + extra)
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--prometheus-listen-addr=127.0.0.1:\(metricsPort)",
+        "--role-base-arn=arn:aws:iam::123456789012:role/", "--pod-manifests=\(manifests)",
+        "--sts-endpoint=http://127.0.0.1:1",
+      ] + pki.server.arguments + extra)
     try await FreePort.waitUntilListening(port)
     return Running(process: process, port: port, metricsPort: metricsPort)
   }
 
-  func health(_ files: TestTLSFiles, port: Int, extra: [String] = []) async throws -> (status: Int32, stdout: String, stderr: String) {
+  func health(_ files: TestTLSFiles, port: Int, extra: [String] = []) async throws -> (
+    status: Int32, stdout: String, stderr: String
+  ) {
     try await KiamProcess.run(
       ["health", "--server-address=127.0.0.1:\(port)", "--gateway-timeout-creation=1s", "--timeout=3s"]
         + files.arguments + extra)
@@ -55,9 +59,11 @@ import Testing
     // Metrics of the running server parse and count the probes.
     let page = try await HTTPGet.text("http://127.0.0.1:\(server.metricsPort)/metrics")
     let metrics = try PrometheusText(page)
-    #expect((metrics.value(
-      "grpc_server_handled_total",
-      ["grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetHealth", "grpc_code": "OK"]) ?? 0) >= 2)
+    #expect(
+      (metrics.value(
+        "grpc_server_handled_total",
+        ["grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetHealth", "grpc_code": "OK"]) ?? 0)
+        >= 2)
     #expect((metrics.value("process_resident_memory_bytes") ?? 0) > 0)
     #expect(metrics.value("grpc_server_tls_certificate_update_error") == 0)
 
@@ -91,8 +97,10 @@ import Testing
     let first = try await startServer(pki, manifests: "\(dir.path)/manifests")
     defer { first.process.signal(SIGKILL) }
     let second = try await KiamProcess.run(
-      ["server", "--bind=127.0.0.1:\(first.port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--sts-endpoint=http://127.0.0.1:1"] + pki.server.arguments,
+      [
+        "server", "--bind=127.0.0.1:\(first.port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--sts-endpoint=http://127.0.0.1:1",
+      ] + pki.server.arguments,
       timeout: .seconds(20))
     #expect(second.status == 1)
     #expect(second.stderr.contains("level=fatal"), "\(second.stderr)")

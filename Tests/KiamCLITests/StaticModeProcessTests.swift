@@ -4,7 +4,8 @@ import Testing
 
 /// `kiam server --pod-manifests` as a real process, called by a Python grpcio client generated
 /// from our proto (what Go kiam agents' wire format looks like to a third-party stack).
-@Suite(.serialized, .enabled(if: PythonGRPCClient.isAvailable, "needs python3 with grpcio: scripts/install-test-deps.sh"))
+@Suite(
+  .serialized, .enabled(if: PythonGRPCClient.isAvailable, "needs python3 with grpcio: scripts/install-test-deps.sh"))
 struct StaticModeProcessTests {
   static let manifests = """
     apiVersion: v1
@@ -40,8 +41,10 @@ struct StaticModeProcessTests {
     try dir.write("manifests/pods.yaml", Self.manifests)
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=200ms", "--sts-endpoint=http://127.0.0.1:1"]
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=200ms", "--sts-endpoint=http://127.0.0.1:1",
+      ]
         + pki.server.arguments)
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)
@@ -77,12 +80,15 @@ struct StaticModeProcessTests {
     _ = try dir.write("manifests/pods.yaml", Self.manifests)
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=300ms", "--sts-endpoint=http://127.0.0.1:1"]
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=300ms", "--sts-endpoint=http://127.0.0.1:1",
+      ]
         + pki.server.arguments)
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)
-    #expect(await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
+    #expect(
+      await eventually { (try? PythonGRPCClient.call(port: port, pki: pki, ["health"]).first?["ok"] as? Bool) == true })
     let results = try PythonGRPCClient.call(
       port: port, pki: pki, goAgent: true, ["health", "role:10.0.0.1", "creds:10.0.0.1:app-other", "role:10.9.9.9"])
     try #require(results.count == 4)
@@ -93,7 +99,8 @@ struct StaticModeProcessTests {
     // the handler's 5 s run out (the last attempt may end on the deadline itself, as in Go kiam).
     let answers = results[3]["answers"] as? [String] ?? []
     #expect(answers.first == "UNKNOWN: pod not found", "\(results[3])")
-    #expect(Set(answers).isSubset(of: ["UNKNOWN: pod not found", "DEADLINE_EXCEEDED: Deadline Exceeded"]), "\(answers)")
+    #expect(
+      Set(answers).isSubset(of: ["UNKNOWN: pod not found", "DEADLINE_EXCEEDED: Deadline Exceeded"]), "\(answers)")
     let attempts = results[3]["attempts"] as? Int ?? 0
     let elapsed = results[3]["elapsed_ms"] as? Int ?? 0
     // Bounds loose enough for a busy machine: retried for most of the 5 s, never past them by much.
@@ -108,27 +115,35 @@ struct StaticModeProcessTests {
     try dir.write("manifests/pods.yaml", Self.manifests)
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=100ms", "--sts-endpoint=http://127.0.0.1:1"]
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=100ms", "--sts-endpoint=http://127.0.0.1:1",
+      ]
         + pki.server.arguments)
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)
     let call = { (ip: String) throws -> String? in
-      try self.runPython(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "role:\(ip)"])
-        .first?["name"] as? String
+      try self.runPython([
+        "127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "role:\(ip)",
+      ])
+      .first?["name"] as? String
     }
     #expect(try call("10.0.0.1") == "app-web")
     // A new file with another pod (and a List document).
     try dir.write(
       "manifests/more.json",
-      #"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"api","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-api"}},"status":{"phase":"Running","podIP":"10.0.0.2"}}]}"#)
+      #"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"api","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-api"}},"status":{"phase":"Running","podIP":"10.0.0.2"}}]}"#
+    )
     #expect(await eventually { (try? call("10.0.0.2")) == "app-api" })
     // A pod IP that is not an IP: the pod is kept without it, and the log says so.
     try dir.write(
       "manifests/bad-ip.json",
-      #"{"kind":"Pod","metadata":{"name":"typo","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-typo"}},"status":{"phase":"Running","podIP":"10.0.0.300"}}"#)
+      #"{"kind":"Pod","metadata":{"name":"typo","namespace":"apps","annotations":{"iam.amazonaws.com/role":"app-typo"}},"status":{"phase":"Running","podIP":"10.0.0.300"}}"#
+    )
     #expect(await eventually { server.standardError.contains("pod manifest has an invalid pod IP") })
-    #expect(server.standardError.contains("apps/typo") && server.standardError.contains("10.0.0.300"), "\(server.standardError)")
+    #expect(
+      server.standardError.contains("apps/typo") && server.standardError.contains("10.0.0.300"),
+      "\(server.standardError)")
     #expect(try call("10.0.0.1") == "app-web")
     // A typo keeps the file's previous content rather than dropping its pods.
     try dir.write("manifests/pods.yaml", "this: is: not: yaml: [")
@@ -147,14 +162,19 @@ struct StaticModeProcessTests {
     try dir.write("manifests/pods.yaml", Self.manifests)
     let port = try FreePort.next()
     let server = try KiamProcess(
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=2s", "--sts-endpoint=http://127.0.0.1:1"]
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--pod-wait-timeout=2s", "--sts-endpoint=http://127.0.0.1:1",
+      ]
         + pki.server.arguments)
     try await FreePort.waitUntilListening(port)
-    #expect(await eventually {
-      ((try? self.runPython(["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "health"]))?
+    #expect(
+      await eventually {
+        ((try? self.runPython([
+          "127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server", "health",
+        ]))?
         .first?["message"] as? String) == "ok"
-    })
+      })
     // An RPC for an unknown IP waits 2 s for the watch; SIGTERM arrives meanwhile.
     let agent = pki.agent
     async let inFlight: String? = Task.detached {

@@ -15,11 +15,13 @@ import Testing
     done
     """
 
-  @Test(.enabled(if: E2EEnvironment.unavailableReason == nil, "\(E2EEnvironment.unavailableReason ?? "")"), arguments: [
-    ("5,000 silent connections", 5000, SocketFlood.Mode.silent),
-    ("4,200 idle keep-alive connections", 4200, .keepAlive("GET /ping HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")),
-    ("1,000 slow request heads", 1000, .slowHeaders),
-  ])
+  @Test(
+    .enabled(if: E2EEnvironment.unavailableReason == nil, "\(E2EEnvironment.unavailableReason ?? "")"),
+    arguments: [
+      ("5,000 silent connections", 5000, SocketFlood.Mode.silent),
+      ("4,200 idle keep-alive connections", 4200, .keepAlive("GET /ping HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")),
+      ("1,000 slow request heads", 1000, .slowHeaders),
+    ])
   func floodFromOnePodLeavesTheOthersServed(_ name: String, _ count: Int, _ mode: SocketFlood.Mode) async throws {
     let env = try await E2EEnvironment()
     try await withCleanup({ await env.tearDown() }) {
@@ -30,9 +32,13 @@ import Testing
       let attackerIP = try env.lab.addPod("attacker")
       env.api.upsertPod(TestPod(namespace: "apps", name: "victim", ip: victimIP, role: "app-victim"))
       env.api.upsertPod(TestPod(namespace: "apps", name: "attacker", ip: attackerIP, role: "app-attacker"))
-      #expect(await eventually(timeout: .seconds(10)) {
-        (try? env.lab.run(inPod: "victim", "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/app-victim").output) == "200"
-      })
+      #expect(
+        await eventually(timeout: .seconds(10)) {
+          (try? env.lab.run(
+            inPod: "victim",
+            "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/app-victim"
+          ).output) == "200"
+        })
 
       let flood = SocketFlood(
         host: "169.254.169.254", port: 80, namespace: env.lab.podNamespace("attacker"), count: count, mode: mode)
@@ -50,7 +56,9 @@ import Testing
       let ok = answers.filter { $0.0 == 200 }.count
       let times = answers.map(\.1).sorted()
       let p99 = times.isEmpty ? .infinity : times[min(times.count - 1, times.count * 99 / 100)]
-      print("flood \(name): victim \(ok)/200, p99 \(Int(p99 * 1000)) ms, slowest \(times.suffix(3)); attacker opened \(stats.opened), closed by the agent \(stats.closedByServer)")
+      print(
+        "flood \(name): victim \(ok)/200, p99 \(Int(p99 * 1000)) ms, slowest \(times.suffix(3)); attacker opened \(stats.opened), closed by the agent \(stats.closedByServer)"
+      )
       #expect(stats.opened >= min(count, 500), "\(name): the flood opened only \(stats.opened) connections")
       #expect(ok == 200, "\(name): \(ok) of 200 answered")
       // Without the protections the victim's p99 was 433 ms to 2.8 s; with them it is 7 to 28 ms

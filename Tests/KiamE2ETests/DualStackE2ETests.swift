@@ -9,7 +9,8 @@ import Testing
 /// IPv6 metadata service, as a Nitro instance with the IPv6 endpoint enabled does: without the
 /// rule, pods would get the node's role from it. Each pod's IPv4 route to 169.254.169.254 is
 /// blocked, so only the IPv6 path can answer. Root only.
-@Suite(.serialized, .enabled(if: E2EEnvironment.sdkUnavailableReason == nil, "\(E2EEnvironment.sdkUnavailableReason ?? "")"))
+@Suite(
+  .serialized, .enabled(if: E2EEnvironment.sdkUnavailableReason == nil, "\(E2EEnvironment.sdkUnavailableReason ?? "")"))
 struct DualStackE2ETests {
   static let ipv6Mode = ["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"]
 
@@ -27,7 +28,9 @@ struct DualStackE2ETests {
         let addresses = try env.lab.addDualStackPod(name)
         pods[name] = addresses
         env.api.upsertPod(
-          TestPod(namespace: "apps", name: name, ip: addresses.ipv4, ips: [addresses.ipv4, addresses.ipv6], role: "app-\(name)"))
+          TestPod(
+            namespace: "apps", name: name, ip: addresses.ipv4, ips: [addresses.ipv4, addresses.ipv6],
+            role: "app-\(name)"))
         let blocked = try env.lab.run(inPod: name, "ip route add prohibit 169.254.169.254/32")
         #expect(blocked.status == 0, "\(blocked.output)")
       }
@@ -39,10 +42,16 @@ struct DualStackE2ETests {
 
       // One rule per family, each to the agent's address of that family.
       let rules = try env.lab.run(onNode: "iptables -t nat -S PREROUTING; ip6tables -t nat -S PREROUTING").output
-      #expect(rules.contains("-d 169.254.169.254/32") && rules.contains("--to-destination \(env.lab.nodeIP):\(env.agentPort)"), "\(rules)")
-      #expect(rules.contains("-d fd00:ec2::254/128") && rules.contains("--to-destination [\(env.lab.nodeIPv6)]:\(env.agentPort)"), "\(rules)")
+      #expect(
+        rules.contains("-d 169.254.169.254/32")
+          && rules.contains("--to-destination \(env.lab.nodeIP):\(env.agentPort)"), "\(rules)")
+      #expect(
+        rules.contains("-d fd00:ec2::254/128")
+          && rules.contains("--to-destination [\(env.lab.nodeIPv6)]:\(env.agentPort)"), "\(rules)")
       // For contrast: the node's own IPv6 metadata service answers on the node with its role.
-      #expect(try env.lab.run(onNode: "curl -s -g http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/").output == "default-role")
+      #expect(
+        try env.lab.run(onNode: "curl -s -g http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/").output
+          == "default-role")
 
       // The raw IMDSv2 flow on the IPv6 address.
       let base = "http://[fd00:ec2::254]/latest"
@@ -61,7 +70,8 @@ struct DualStackE2ETests {
       for name in ["web", "batch"] {
         let arn = "arn:aws:sts::123456789012:assumed-role/app-\(name)/kiam-kiam"
         let boto = try env.lab.run(
-          inPod: name, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 python3 \(KiamProcess.packageRoot)/scripts/test/botocore_client.py v2"
+          inPod: name,
+          "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 python3 \(KiamProcess.packageRoot)/scripts/test/botocore_client.py v2"
         ).output
         #expect(boto.contains("\"method\": \"iam-role\""), "\(name) boto3: \(boto)")
         let identity = try env.lab.run(
@@ -71,7 +81,9 @@ struct DualStackE2ETests {
         #expect(identity.trimmingCharacters(in: .whitespacesAndNewlines) == arn, "\(name) awscli: \(identity)")
         for kind in SDKClient.Kind.allCases where kind != .botocore {
           let client = try SDKClient(
-            kind, prefix: env.lab.podPrefix(name, environment: Self.ipv6Mode.merging(["STS_ENDPOINT": E2EEnvironment.stsEndpoint]) { $1 }))
+            kind,
+            prefix: env.lab.podPrefix(
+              name, environment: Self.ipv6Mode.merging(["STS_ENDPOINT": E2EEnvironment.stsEndpoint]) { $1 }))
           defer { client.stop() }
           let answer = try await client.fetch()
           #expect(answer["error"] == nil && answer["arn"] == arn, "\(client.name): \(answer) \(client.standardError)")
@@ -80,7 +92,10 @@ struct DualStackE2ETests {
       #expect(try env.callerIdentity("plain") == "arn:aws:sts::123456789012:assumed-role/app-plain/kiam-kiam")
       // Without IPv6 mode the SDK tries 169.254.169.254, which this pod cannot reach: the answers
       // above came over IPv6.
-      let ipv4Only = try env.lab.run(inPod: "web", "curl -s --max-time 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/").output
+      let ipv4Only = try env.lab.run(
+        inPod: "web",
+        "curl -s --max-time 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+      ).output
       #expect(ipv4Only == "000", "\(ipv4Only)")
 
       // The agent removes both rules when it stops.

@@ -7,7 +7,8 @@ typealias E2EEnvironment = NodeEnvironment
 extension NodeEnvironment {
   /// Why the real SDK clients (``SDKClient/Kind``) cannot run here in pods, or nil.
   static let sdkUnavailableReason: String? =
-    unavailableReason ?? SDKClient.Kind.allCases.compactMap { kind in kind.unavailableReason.map { "\(kind): \($0)" } }.first
+    unavailableReason
+    ?? SDKClient.Kind.allCases.compactMap { kind in kind.unavailableReason.map { "\(kind): \($0)" } }.first
 
   /// The Cluster API provider's controller (pod `capa`), annotated with a role of the target
   /// account (999999999999), as in the seed scenario.
@@ -30,12 +31,15 @@ extension NodeEnvironment {
   /// `aws sts get-caller-identity` in the pod, against moto, with credentials from the metadata API.
   func callerIdentity(_ pod: String) throws -> String? {
     let output = try lab.run(
-      inPod: pod, "aws sts get-caller-identity --endpoint-url \(Self.stsEndpoint) --output json 2>&1").output
+      inPod: pod, "aws sts get-caller-identity --endpoint-url \(Self.stsEndpoint) --output json 2>&1"
+    ).output
     return (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["Arn"] as? String
   }
 
   /// The raw IMDSv2 flow with curl: token, role list, credentials. Returns (status, body) of each.
-  func curlFlow(_ pod: String, role: String? = nil) throws -> (token: String, list: (Int, String), credentials: (Int, String)) {
+  func curlFlow(_ pod: String, role: String? = nil) throws -> (
+    token: String, list: (Int, String), credentials: (Int, String)
+  ) {
     let base = "http://169.254.169.254/latest"
     let script = """
       T=$(curl -s --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \(base)/api/token)

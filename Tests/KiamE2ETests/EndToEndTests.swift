@@ -24,7 +24,9 @@ struct EndToEndTests {
   /// Ruby) keep working when the agent restarts, and botocore as before. One client process per
   /// SDK in the pod, fetching before and after the restart; with `--require-imdsv2` too, where a
   /// token the new agent could not check would be a 401.
-  @Test(.enabled(if: E2EEnvironment.sdkUnavailableReason == nil, "\(E2EEnvironment.sdkUnavailableReason ?? "")"), arguments: [[String](), ["--require-imdsv2"]])
+  @Test(
+    .enabled(if: E2EEnvironment.sdkUnavailableReason == nil, "\(E2EEnvironment.sdkUnavailableReason ?? "")"),
+    arguments: [[String](), ["--require-imdsv2"]])
   func sdksKeepWorkingAcrossAnAgentRestart(_ flags: [String]) async throws {
     let agentFlags = flags + ["--prometheus-listen-addr=127.0.0.1:9620"]
     let env = try await setUp(agent: agentFlags)
@@ -38,14 +40,18 @@ struct EndToEndTests {
       defer { for client in clients { client.stop() } }
       for client in clients {
         let first = try await client.fetch()
-        #expect(first["error"] == nil && first["arn"] == arn, "\(client.name) before the restart: \(first) \(client.standardError)")
+        #expect(
+          first["error"] == nil && first["arn"] == arn,
+          "\(client.name) before the restart: \(first) \(client.standardError)")
       }
       env.agent?.signal(SIGTERM)
       #expect(await env.agent?.wait(timeout: .seconds(10)) == 0)
       try await env.startAgent(agentFlags)
       for client in clients {
         let second = try await client.fetch()
-        #expect(second["error"] == nil && second["arn"] == arn, "\(client.name) after the restart: \(second) \(client.standardError) \(env.agent?.standardError ?? "")")
+        #expect(
+          second["error"] == nil && second["arn"] == arn,
+          "\(client.name) after the restart: \(second) \(client.standardError) \(env.agent?.standardError ?? "")")
       }
       // No token was refused or even failed its check.
       let metrics = try env.lab.run(onNode: "curl -s http://127.0.0.1:9620/metrics").output
@@ -72,16 +78,27 @@ struct EndToEndTests {
       env.api.upsertPod(late)
       let environment = ["STS_ENDPOINT": E2EEnvironment.stsEndpoint]
       let sdks = SDKClient.replayedSDKs
-      let withRole = try sdks.map { try SDKClient(replaying: $0, prefix: env.lab.podPrefix("replay", environment: environment)) }
-      let lateRole = try sdks.map { try SDKClient(replaying: $0, prefix: env.lab.podPrefix("late", environment: environment)) }
+      let withRole = try sdks.map {
+        try SDKClient(replaying: $0, prefix: env.lab.podPrefix("replay", environment: environment))
+      }
+      let lateRole = try sdks.map {
+        try SDKClient(replaying: $0, prefix: env.lab.podPrefix("late", environment: environment))
+      }
       defer { for client in withRole + lateRole { client.stop() } }
-      func requests(_ answer: [String: String]) -> [String] { (answer["requests"] ?? "").split(separator: "\n").map(String.init) }
-      func expectServed(_ client: SDKClient, _ sdk: String, _ scenario: String, role: String, accountID: Bool) async throws {
+      func requests(_ answer: [String: String]) -> [String] {
+        (answer["requests"] ?? "").split(separator: "\n").map(String.init)
+      }
+      func expectServed(_ client: SDKClient, _ sdk: String, _ scenario: String, role: String, accountID: Bool)
+        async throws
+      {
         let answer = try await client.fetch()
         let arn = "arn:aws:sts::123456789012:assumed-role/\(role)/kiam-kiam"
-        #expect(answer["error"] == nil && answer["arn"] == arn, "\(client.name) \(scenario): \(answer) \(client.standardError)")
+        #expect(
+          answer["error"] == nil && answer["arn"] == arn,
+          "\(client.name) \(scenario): \(answer) \(client.standardError)")
         #expect(answer["account_id"] == (accountID ? "123456789012" : nil), "\(client.name) \(scenario): \(answer)")
-        #expect(requests(answer) == (try SDKClient.replaySequence(sdk, scenario, role: role)), "\(client.name) \(scenario)")
+        #expect(
+          requests(answer) == (try SDKClient.replaySequence(sdk, scenario, role: role)), "\(client.name) \(scenario)")
       }
 
       for (sdk, client) in zip(sdks, withRole) {
@@ -146,19 +163,23 @@ struct EndToEndTests {
       // A namespace that permits nothing: kiam's status and body, and an Event on the pod.
       let forbidden = try env.curlFlow("locked", role: "app-db")
       #expect(forbidden.credentials == (500, "error fetching credentials: forbidden by policy"))
-      #expect(await eventually(timeout: .seconds(15)) {
-        env.api.recordedEvents.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
-      })
+      #expect(
+        await eventually(timeout: .seconds(15)) {
+          env.api.recordedEvents.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
+        })
       // Asking for another pod's role: 404, nothing else.
       #expect(try env.curlFlow("web", role: "app-batch").credentials.0 == 404)
 
       // Ready as a readiness probe sees it: the rule is in place and a server answers.
-      let ready = try env.lab.run(onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/health?deep=1")
+      let ready = try env.lab.run(
+        onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/health?deep=1")
       #expect(ready.output.hasSuffix("\n200"), "\(ready.output)")
 
       // A host-network caller (the node itself) is refused, not given a role.
       let host = try env.lab.run(
-        onNode: "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/latest/meta-data/iam/security-credentials/")
+        onNode:
+          "curl -s -w '\\n%{http_code}' http://\(env.lab.nodeIP):\(env.agentPort)/latest/meta-data/iam/security-credentials/"
+      )
       #expect(host.output.contains("uses the host network"), "\(host.output)")
       #expect(host.output.hasSuffix("500"))
     }
@@ -286,7 +307,8 @@ struct EndToEndTests {
       env.api.upsertPod(TestPod(namespace: "apps", name: "steady", ip: ip, role: "app-steady"))
       #expect(try env.curlFlow("steady").credentials.0 == 200)
       // Requests every 100 ms while the server is killed and restarted.
-      let loop = "for i in $(seq 1 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/app-steady; sleep 0.1; done"
+      let loop =
+        "for i in $(seq 1 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/app-steady; sleep 0.1; done"
       async let statuses = Task.detached { try env.lab.run(inPod: "steady", loop).output }.value
       try await Task.sleep(for: .seconds(1))
       env.server?.signal(SIGKILL)
@@ -302,19 +324,24 @@ struct EndToEndTests {
       env.agent?.signal(SIGTERM)
       _ = await env.agent?.wait()
       try await env.startAgent(["--no-iptables-remove"])
-      let probe = "for i in $(seq 1 30); do curl -s --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/; echo; sleep 0.05; done"
+      let probe =
+        "for i in $(seq 1 30); do curl -s --max-time 1 http://169.254.169.254/latest/meta-data/iam/security-credentials/; echo; sleep 0.05; done"
       async let during = Task.detached { try env.lab.run(inPod: "steady", probe).output }.value
       try await Task.sleep(for: .milliseconds(300))
       env.agent?.signal(SIGTERM)
       _ = await env.agent?.wait()
-      #expect(try env.lab.run(onNode: "iptables -t nat -S PREROUTING").output.contains("--to-destination \(env.lab.nodeIP):\(env.agentPort)"))
+      #expect(
+        try env.lab.run(onNode: "iptables -t nat -S PREROUTING").output.contains(
+          "--to-destination \(env.lab.nodeIP):\(env.agentPort)"))
       try await Task.sleep(for: .milliseconds(500))
       try await env.startAgent(["--no-iptables-remove"])
       let seen = try await during
       #expect(!seen.contains("default-role"), "a pod reached the node's own metadata service: \(seen)")
       #expect(seen.contains("app-steady"))
       // For contrast: the node's own metadata service is there, only the rule keeps pods away.
-      #expect(try env.lab.run(onNode: "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "default-role")
+      #expect(
+        try env.lab.run(onNode: "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/").output
+          == "default-role")
 
       // An agent with another connection rate replaces the rate rule the last one left (one rule
       // of each kind, never two; hashlimit rules of one name would share the first one's table).
@@ -328,10 +355,16 @@ struct EndToEndTests {
       #expect(await eventually { (try? rateRules())?.first?.contains("50/sec") == true })
       let rules = try env.lab.run(onNode: "iptables -t filter -S INPUT; iptables -t nat -S PREROUTING").output
       let rate = try rateRules()
-      #expect(rate.count == 1 && rate.first?.contains("--hashlimit-above 50/sec --hashlimit-burst 100") == true, "\(rules)")
-      #expect(rules.split(separator: "\n").filter { $0.contains("kiam agent: EC2 metadata to the agent") }.count == 1, "\(rules)")
+      #expect(
+        rate.count == 1 && rate.first?.contains("--hashlimit-above 50/sec --hashlimit-burst 100") == true, "\(rules)")
+      #expect(
+        rules.split(separator: "\n").filter { $0.contains("kiam agent: EC2 metadata to the agent") }.count == 1,
+        "\(rules)")
       #expect(env.agent?.standardError.contains("removed a stale kiam agent rule") == true)
-      #expect(try env.lab.run(inPod: "steady", "curl -s --max-time 2 http://169.254.169.254/latest/meta-data/iam/security-credentials/").output == "app-steady")
+      #expect(
+        try env.lab.run(
+          inPod: "steady", "curl -s --max-time 2 http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+        ).output == "app-steady")
     }
   }
 }

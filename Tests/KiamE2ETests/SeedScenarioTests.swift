@@ -46,10 +46,13 @@ import Testing
       // The headless Service kiam-server resolves to the master's address.
       let hosts = try env.directory.write("hosts", "127.0.0.1 localhost\n\(env.lab.nodeIP) kiam-server\n")
       let server = try env.startInNode(
-        Self.serverArguments(env.pki) + ["--kubeconfig=\(env.kubeconfig)", "--sts-endpoint=\(E2EEnvironment.stsEndpoint)"],
+        Self.serverArguments(env.pki) + [
+          "--kubeconfig=\(env.kubeconfig)", "--sts-endpoint=\(E2EEnvironment.stsEndpoint)",
+        ],
         environment: ["AWS_ACCESS_KEY_ID": auth.AccessKeyId, "AWS_SECRET_ACCESS_KEY": auth.SecretAccessKey])
       env.server = server
-      let agent = try env.startInNode(Self.agentArguments(env.pki), environment: ["HOST_IP": env.lab.nodeIP], hosts: hosts)
+      let agent = try env.startInNode(
+        Self.agentArguments(env.pki), environment: ["HOST_IP": env.lab.nodeIP], hosts: hosts)
       env.agent = agent
       #expect(try await env.waitForNode(port: 8181), "\(agent.standardError)")
 
@@ -57,7 +60,10 @@ import Testing
       // would be with `--server-address=10.0.0.5:443`).
       var probe = (status: Int32(-1), output: "")
       let healthy = await eventually(timeout: .seconds(30), interval: .milliseconds(500)) {
-        probe = (try? env.lab.run(onNode: ([KiamProcess.binaryPath] + Self.probeArguments(env.pki)).map(Shell.quote).joined(separator: " ") + " 2>&1")) ?? (-1, "")
+        probe =
+          (try? env.lab.run(
+            onNode: ([KiamProcess.binaryPath] + Self.probeArguments(env.pki)).map(Shell.quote).joined(separator: " ")
+              + " 2>&1")) ?? (-1, "")
         return probe.status == 0
       }
       #expect(healthy, "kiam health: \(probe.output) server: \(server.standardError)")

@@ -2,6 +2,7 @@ import Foundation
 import KiamShared
 import KiamTestSupport
 import Logging
+import Synchronization
 import Testing
 
 @testable import KiamServer
@@ -15,15 +16,19 @@ import Testing
       let endpoint = lab?.endpoint ?? "http://127.0.0.1:1"
       let sts = STSClient(endpoint: STSEndpoint.resolve(region: nil, override: endpoint), http: http, logger: logger)
       let metadata = InstanceMetadataClient(endpoint: env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? endpoint, http: http)
-      let provider = try AWSCredentialChain.resolve(environment: env, http: http, sts: sts, metadata: metadata, logger: logger)
+      let provider = try AWSCredentialChain.resolve(
+        environment: env, http: http, sts: sts, metadata: metadata, logger: logger)
       return (provider.name, try await provider.accessKey())
     }
   }
 
   @Test func environmentVariablesComeFirst() async throws {
     let (name, key) = try await resolve(
-      ["AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t", "AWS_ROLE_ARN": "ignored",
-       "AWS_WEB_IDENTITY_TOKEN_FILE": "/ignored"], lab: nil)
+      [
+        "AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t",
+        "AWS_ROLE_ARN": "ignored",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/ignored",
+      ], lab: nil)
     #expect(name == "environment")
     #expect(key == AWSAccessKey(accessKeyID: "AKIAENV", secretAccessKey: "s", sessionToken: "t"))
   }
@@ -31,7 +36,9 @@ import Testing
   @Test func sharedProfiles() async throws {
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
-    let credentials = try dir.write("credentials", """
+    let credentials = try dir.write(
+      "credentials",
+      """
       [default]
       aws_access_key_id = AKIADEFAULT
       aws_secret_access_key = default-secret
@@ -41,7 +48,9 @@ import Testing
       aws_secret_access_key=dev-secret
       aws_session_token = dev-token
       """)
-    let config = try dir.write("config", """
+    let config = try dir.write(
+      "config",
+      """
       [profile cfg]
       aws_access_key_id = AKIACFG
       aws_secret_access_key = cfg-secret
@@ -71,8 +80,10 @@ import Testing
     defer { dir.remove() }
     let token = try dir.write("token", "eyJhbGciOiJSUzI1NiJ9.e30.sig\n")
     let (name, key) = try await resolve(
-      ["AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/kiam-server-irsa", "AWS_WEB_IDENTITY_TOKEN_FILE": token,
-       "HOME": dir.path], lab: lab)
+      [
+        "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/kiam-server-irsa", "AWS_WEB_IDENTITY_TOKEN_FILE": token,
+        "HOME": dir.path,
+      ], lab: lab)
     #expect(name == "web identity arn:aws:iam::123456789012:role/kiam-server-irsa")
     #expect(key.accessKeyID.hasPrefix("ASIA"))
     #expect(key.expiration != nil)
@@ -87,8 +98,10 @@ import Testing
     defer { dir.remove() }
     // moto's credentials document has the container endpoint's shape.
     let (name, key) = try await resolve(
-      ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "\(lab.endpoint)/latest/meta-data/iam/security-credentials/default-role",
-       "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer abc", "HOME": dir.path], lab: lab)
+      [
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "\(lab.endpoint)/latest/meta-data/iam/security-credentials/default-role",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer abc", "HOME": dir.path,
+      ], lab: lab)
     #expect(name.hasPrefix("container credentials"))
     #expect(key.accessKeyID == "test-key")
     #expect(key.sessionToken == "test-session-token")
@@ -100,7 +113,8 @@ import Testing
     defer { lab.stop() }
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
-    let (name, key) = try await resolve(["AWS_EC2_METADATA_SERVICE_ENDPOINT": lab.endpoint, "HOME": dir.path], lab: lab)
+    let (name, key) = try await resolve(
+      ["AWS_EC2_METADATA_SERVICE_ENDPOINT": lab.endpoint, "HOME": dir.path], lab: lab)
     #expect(name == "instance metadata \(lab.endpoint)")
     #expect(key.accessKeyID == "test-key")
     #expect((key.expiration ?? 0) > WallClock.system.nowPrecise() + 3600)
@@ -192,7 +206,9 @@ import Testing
     defer { lab.stop() }
     try await withAWSHTTP { http in
       let metadata = InstanceMetadataClient(endpoint: lab.endpoint, http: http)
-      #expect(try await BaseARNDetector.detect(metadata, timeout: .seconds(5), logger: logger) == "arn:aws:iam::123456789012:role/")
+      #expect(
+        try await BaseARNDetector.detect(metadata, timeout: .seconds(5), logger: logger)
+          == "arn:aws:iam::123456789012:role/")
       // Failing at first, then recovering within the bound: retried.
       try await lab.setFaults(["iam_info_status": "500"])
       async let detected = BaseARNDetector.detect(metadata, timeout: .seconds(20), logger: logger)
@@ -215,8 +231,11 @@ import Testing
 /// A thread-safe counter for tests.
 final class Counter: Sendable {
   private let count = Mutex(0)
-  func next() -> Int { count.withLock { $0 += 1; return $0 } }
+  func next() -> Int {
+    count.withLock {
+      $0 += 1
+      return $0
+    }
+  }
   var value: Int { count.withLock { $0 } }
 }
-
-import Synchronization

@@ -17,12 +17,14 @@ struct CredentialsCacheTests {
   }
 
   func withCache<T: Sendable>(
-    _ lab: STSLab, settings: CredentialsCacheSettings, sessionDuration: Duration = .seconds(3600), attempts: Int = 3, metrics: KiamMetrics = KiamMetrics(),
+    _ lab: STSLab, settings: CredentialsCacheSettings, sessionDuration: Duration = .seconds(3600), attempts: Int = 3,
+    metrics: KiamMetrics = KiamMetrics(),
     _ body: @Sendable (CredentialsCache) async throws -> T
   ) async throws -> T {
     try await withAWSHTTP { http in
       let sts = STSClient(
-        endpoint: STSEndpoint.resolve(region: nil, override: lab.endpoint), http: http, logger: logger, maxAttempts: attempts)
+        endpoint: STSEndpoint.resolve(region: nil, override: lab.endpoint), http: http, logger: logger,
+        maxAttempts: attempts)
       let assumer = STSRoleAssumer(
         sts: sts, source: StaticCredentialProvider(name: "test", key: key), sessionDuration: sessionDuration,
         defaultSession: "kiam")
@@ -126,11 +128,12 @@ struct CredentialsCacheTests {
       #expect(throttled <= 20, "STS was hammered: \(throttled) calls in 22 s")
       try await lab.clearFaults()
       // Recovers by itself: fresh credentials with the full floor.
-      #expect(await eventually(timeout: .seconds(10)) {
-        guard let credentials = try? await cache.credentials(for: identity("steady")) else { return false }
-        return credentials.accessKeyID != first.accessKeyID
-          && Double(credentials.expiration) - WallClock.system.nowPrecise() >= 10 - 1
-      })
+      #expect(
+        await eventually(timeout: .seconds(10)) {
+          guard let credentials = try? await cache.credentials(for: identity("steady")) else { return false }
+          return credentials.accessKeyID != first.accessKeyID
+            && Double(credentials.expiration) - WallClock.system.nowPrecise() >= 10 - 1
+        })
     }
   }
 
@@ -156,7 +159,8 @@ struct CredentialsCacheTests {
     let lab = try await STSLab()
     defer { lab.stop() }
     try await lab.setFaults(["throttle_rate": "1"])
-    let settings = CredentialsCacheSettings(transientBackoffInitial: .milliseconds(250), transientBackoffMaximum: .seconds(8))
+    let settings = CredentialsCacheSettings(
+      transientBackoffInitial: .milliseconds(250), transientBackoffMaximum: .seconds(8))
     try await withCache(lab, settings: settings, sessionDuration: .seconds(30), attempts: 1) { cache in
       cache.retain(identity("busy"))
       try await Task.sleep(for: .seconds(6))

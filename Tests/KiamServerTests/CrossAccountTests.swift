@@ -24,26 +24,31 @@ struct CrossAccountTests {
           namespace: "aws-provider-system", name: "aws-provider-controller-manager-0", ip: "10.0.9.9",
           role: "arn:aws:iam::999999999999:role/cluster-api"))
       let metrics = KiamMetrics()
-      let credentials = try await harness.run(credentials: nil, metrics: metrics, configure: { config in
-        config.roleBaseARN = nil
-        config.roleBaseARNAutodetect = true  // from the lab's instance metadata: arn:aws:iam::123456789012:role/
-        config.assumeRoleARN = "kiam_server"  // a short name, resolved through the base ARN (kiam v4.1)
-        config.stsEndpoint = lab.endpoint
-        config.environment = [
-          "AWS_ACCESS_KEY_ID": auth.AccessKeyId, "AWS_SECRET_ACCESS_KEY": auth.SecretAccessKey,
-          "AWS_EC2_METADATA_SERVICE_ENDPOINT": lab.endpoint, "HOME": "/nonexistent",
-        ]
-      }) { client async throws in
+      let credentials = try await harness.run(
+        credentials: nil, metrics: metrics,
+        configure: { config in
+          config.roleBaseARN = nil
+          config.roleBaseARNAutodetect = true  // from the lab's instance metadata: arn:aws:iam::123456789012:role/
+          config.assumeRoleARN = "kiam_server"  // a short name, resolved through the base ARN (kiam v4.1)
+          config.stsEndpoint = lab.endpoint
+          config.environment = [
+            "AWS_ACCESS_KEY_ID": auth.AccessKeyId, "AWS_SECRET_ACCESS_KEY": auth.SecretAccessKey,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": lab.endpoint, "HOME": "/nonexistent",
+          ]
+        }
+      ) { client async throws in
         #expect(await eventually(timeout: .seconds(20)) { (try? await client.health()) == "ok" })
         // Prefetched before any request.
-        #expect(await eventually(timeout: .seconds(10)) {
-          ((try? await lab.stats())?.calls("arn:aws:iam::999999999999:role/cluster-api") ?? 0) == 1
-        })
+        #expect(
+          await eventually(timeout: .seconds(10)) {
+            ((try? await lab.stats())?.calls("arn:aws:iam::999999999999:role/cluster-api") ?? 0) == 1
+          })
         // ...and stored: moto counts the call before the server has its answer, and a request in
         // between waits for the prefetch instead of hitting the cache.
-        #expect(await eventually(timeout: .seconds(10)) {
-          (try? PrometheusText(metrics.registry.emitToString()))?.value("kiam_sts_cacheSize") == 1
-        })
+        #expect(
+          await eventually(timeout: .seconds(10)) {
+            (try? PrometheusText(metrics.registry.emitToString()))?.value("kiam_sts_cacheSize") == 1
+          })
         let first = try await client.creds("10.0.9.9", "arn:aws:iam::999999999999:role/cluster-api")
         let second = try await client.creds("10.0.9.9", "arn:aws:iam::999999999999:role/cluster-api")
         #expect(first.accessKeyID == second.accessKeyID)
@@ -58,7 +63,8 @@ struct CrossAccountTests {
           endpoint: STSEndpoint.resolve(region: nil, override: lab.endpoint), http: http, logger: Logger(label: "test")
         ).callerIdentity(
           using: AWSAccessKey(
-            accessKeyID: credentials.accessKeyID, secretAccessKey: credentials.secretAccessKey, sessionToken: credentials.token))
+            accessKeyID: credentials.accessKeyID, secretAccessKey: credentials.secretAccessKey,
+            sessionToken: credentials.token))
       }
       #expect(arn == "arn:aws:sts::999999999999:assumed-role/cluster-api/kiam-kiam")
       let page = try PrometheusText(metrics.registry.emitToString())
@@ -76,19 +82,24 @@ struct CrossAccountTests {
     try await withCleanup({ await harness.stop() }) {
       harness.api.api.upsertNamespace(TestNamespace(name: "apps", permitted: ".*"))
       harness.api.api.upsertPod(TestPod(namespace: "apps", name: "w", ip: "10.0.8.1", role: "no-trust"))
-      try await harness.run(credentials: nil, configure: { config in
-        config.stsEndpoint = lab.endpoint
-        config.environment = ["AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "y", "HOME": "/nonexistent"]
-      }) { client async throws in
+      try await harness.run(
+        credentials: nil,
+        configure: { config in
+          config.stsEndpoint = lab.endpoint
+          config.environment = ["AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "y", "HOME": "/nonexistent"]
+        }
+      ) { client async throws in
         #expect(await eventually(timeout: .seconds(20)) { (try? await client.health()) == "ok" })
         let (code, message) = await rpcMessage { _ = try await client.creds("10.0.8.1", "no-trust") }
         #expect(code == .unknown)
         #expect(message.hasPrefix("AccessDenied: User: arn:aws:iam::123456789012:user/kiam-node is not authorized"))
-        #expect(await eventually(timeout: .seconds(15)) {
-          harness.api.api.recordedEvents.contains {
-            $0.reason == "KiamCredentialError" && $0.message?.hasPrefix("failed retrieving credentials: AccessDenied:") == true
-          }
-        })
+        #expect(
+          await eventually(timeout: .seconds(15)) {
+            harness.api.api.recordedEvents.contains {
+              $0.reason == "KiamCredentialError"
+                && $0.message?.hasPrefix("failed retrieving credentials: AccessDenied:") == true
+            }
+          })
       }
     }
   }

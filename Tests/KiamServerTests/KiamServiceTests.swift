@@ -19,7 +19,8 @@ import Testing
     api.upsertPod(TestPod(namespace: "apps", name: "host", ip: "10.0.0.100", hostNetwork: true))
     api.upsertPod(TestPod(namespace: "apps", name: "dup-1", ip: "10.0.0.5", role: "app-a"))
     api.upsertPod(TestPod(namespace: "apps", name: "dup-2", ip: "10.0.0.5", role: "app-b"))
-    api.upsertPod(TestPod(namespace: "apps", name: "cross", ip: "10.0.0.6", role: "arn:aws:iam::999999999999:role/app-other"))
+    api.upsertPod(
+      TestPod(namespace: "apps", name: "cross", ip: "10.0.0.6", role: "arn:aws:iam::999999999999:role/app-other"))
   }
 
   @Test func kiamStatusMessagesAndEvents() async throws {
@@ -27,7 +28,9 @@ import Testing
     try await withCleanup({ await harness.stop() }) {
       seed(harness.api.api)
       let stub = StubCredentials { identity in
-        if identity.role.name == "app-denied" { throw CredentialsError(code: "AccessDenied", message: "not authorized", isTransient: false) }
+        if identity.role.name == "app-denied" {
+          throw CredentialsError(code: "AccessDenied", message: "not authorized", isTransient: false)
+        }
         return StubCredentials.fixed(identity)
       }
       try await harness.run(credentials: stub) { client async throws in
@@ -49,29 +52,43 @@ import Testing
         #expect(try await client.creds("10.0.0.1", "/app-web").accessKeyID == "ASIAAPP-WEB")
         #expect(try await client.creds("10.0.0.1", "arn:aws:iam::123456789012:role/app-web").code == "Success")
         #expect(await rpcMessage { _ = try await client.creds("10.9.9.9", "app-web") } == (.unknown, "no pod found"))
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.1", "app-other") } == (.unknown, "forbidden by policy"))
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.3", "app-db") } == (.unknown, "forbidden by policy"))
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.4", "app-x") } == (.unknown, "forbidden by policy"))
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.2", "anything") } == (.unknown, "role can't be empty"))
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.5", "app-a") } == (.unknown, "multiple running pods found"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.1", "app-other") } == (.unknown, "forbidden by policy"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.3", "app-db") } == (.unknown, "forbidden by policy"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.4", "app-x") } == (.unknown, "forbidden by policy"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.2", "anything") } == (.unknown, "role can't be empty"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.5", "app-a") } == (
+            .unknown, "multiple running pods found"
+          ))
         // Cross-account ARN, not matching apps' permitted expression.
-        #expect(await rpcMessage {
-          _ = try await client.creds("10.0.0.6", "arn:aws:iam::999999999999:role/app-other")
-        } == (.unknown, "forbidden by policy"))
+        #expect(
+          await rpcMessage {
+            _ = try await client.creds("10.0.0.6", "arn:aws:iam::999999999999:role/app-other")
+          } == (.unknown, "forbidden by policy"))
         // STS failure: the AWS code and message.
         harness.api.api.upsertPod(TestPod(namespace: "apps", name: "denied", ip: "10.0.0.7", role: "app-denied"))
         #expect(await eventually { (try? await client.role("10.0.0.7")) == "app-denied" })
-        #expect(await rpcMessage { _ = try await client.creds("10.0.0.7", "app-denied") } == (.unknown, "AccessDenied: not authorized"))
+        #expect(
+          await rpcMessage { _ = try await client.creds("10.0.0.7", "app-denied") } == (
+            .unknown, "AccessDenied: not authorized"
+          ))
         // Events: forbidden and credential errors, aggregated.
-        #expect(await eventually(timeout: .seconds(15)) {
-          let events = harness.api.api.recordedEvents
-          return events.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "web" }
-            && events.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
-            && events.contains { $0.reason == "KiamCredentialError" && $0.involvedName == "denied" }
-        })
+        #expect(
+          await eventually(timeout: .seconds(15)) {
+            let events = harness.api.api.recordedEvents
+            return events.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "web" }
+              && events.contains { $0.reason == "KiamRoleForbidden" && $0.involvedName == "db" }
+              && events.contains { $0.reason == "KiamCredentialError" && $0.involvedName == "denied" }
+          })
         let events = harness.api.api.recordedEvents
         let forbidden = try #require(events.first { $0.reason == "KiamRoleForbidden" && $0.involvedName == "web" })
-        #expect(forbidden.message == "failed assuming role \"app-other\": requested 'app-other' but annotated with 'app-web', forbidden")
+        #expect(
+          forbidden.message
+            == "failed assuming role \"app-other\": requested 'app-other' but annotated with 'app-web', forbidden")
         let broken = try #require(events.first { $0.reason == "KiamRoleForbidden" && $0.involvedName == "x" })
         #expect(broken.message?.contains("error parsing regexp") == true)
         let credential = try #require(events.first { $0.reason == "KiamCredentialError" })
@@ -138,15 +155,21 @@ import Testing
     let harness = try await ServerHarness.make()
     try await withCleanup({ await harness.stop() }) {
       seed(harness.api.api)
-      harness.api.api.upsertPod(TestPod(namespace: "apps", name: "on-b", ip: "10.0.3.1", nodeName: "node-b", role: "app-b"))
+      harness.api.api.upsertPod(
+        TestPod(namespace: "apps", name: "on-b", ip: "10.0.3.1", nodeName: "node-b", role: "app-b"))
       harness.api.api.setTokenIdentity(
-        "agent-a", .init(username: "system:serviceaccount:kube-system:kiam-agent", extra: ["authentication.kubernetes.io/node-name": ["node-1"]]))
+        "agent-a",
+        .init(
+          username: "system:serviceaccount:kube-system:kiam-agent",
+          extra: ["authentication.kubernetes.io/node-name": ["node-1"]]))
       try await harness.run(configure: { $0.requireNodeIdentity = true }) { client async throws in
         #expect(await eventually { (try? await client.health()) == "ok" })
         let bearer: Metadata = ["authorization": "Bearer agent-a"]
         // No token: like a Go kiam agent.
         #expect(await rpcMessage { _ = try await client.role("10.0.0.1") }.0 == .unauthenticated)
-        #expect(await rpcMessage { _ = try await client.role("10.0.0.1", metadata: ["authorization": "Bearer forged"]) }.0 == .unauthenticated)
+        #expect(
+          await rpcMessage { _ = try await client.role("10.0.0.1", metadata: ["authorization": "Bearer forged"]) }.0
+            == .unauthenticated)
         // Own node: fine. Other node: refused.
         #expect(try await client.role("10.0.0.1", metadata: bearer) == "app-web")
         #expect(try await client.creds("10.0.0.1", "app-web", metadata: bearer).code == "Success")
@@ -164,7 +187,9 @@ import Testing
       let uid = harness.api.api.pod("apps/web")!.uid
       try await harness.run { client async throws in
         #expect(await eventually { (try? await client.health()) == "ok" })
-        let response = try await client.getPodRole(Kiam_GetPodRoleRequest.with { $0.ip = "10.0.0.1" }, options: .defaults) {
+        let response = try await client.getPodRole(
+          Kiam_GetPodRoleRequest.with { $0.ip = "10.0.0.1" }, options: .defaults
+        ) {
           $0.metadata
         }
         #expect(response[stringValues: "kiam-pod-uid"].first(where: { _ in true }) == uid)

@@ -22,11 +22,13 @@ import Testing
       #expect(configuration.server == "https://127.0.0.1:\(fixture.port)")
       #expect(configuration.tokenFile == "\(sa)/token")
       let client = try KubernetesClient(configuration: configuration, logger: logger)
-      _ = try await client.list("/api/v1/namespaces", resource: "namespaces", limit: 5, continueToken: nil, as: NamespaceObject.self)
+      _ = try await client.list(
+        "/api/v1/namespaces", resource: "namespaces", limit: 5, continueToken: nil, as: NamespaceObject.self)
       // The kubelet rotates the projected token (atomic file swap); the old one stops working.
       try "sa-token-2".write(toFile: "\(sa)/token", atomically: true, encoding: .utf8)
       fixture.api.setAcceptedTokens(["sa-token-2"])
-      _ = try await client.list("/api/v1/namespaces", resource: "namespaces", limit: 5, continueToken: nil, as: NamespaceObject.self)
+      _ = try await client.list(
+        "/api/v1/namespaces", resource: "namespaces", limit: 5, continueToken: nil, as: NamespaceObject.self)
       try await client.shutdown()
     }
   }
@@ -40,7 +42,8 @@ import Testing
     } catch {}
   }
 
-  func writeKubeconfig(_ fixture: APIFixture, user: String, cluster: String, context: String = "test") throws -> String {
+  func writeKubeconfig(_ fixture: APIFixture, user: String, cluster: String, context: String = "test") throws -> String
+  {
     try fixture.directory.write(
       "kubeconfig",
       """
@@ -126,8 +129,10 @@ import Testing
   @Test func kubeconfigWithoutTheRightCAFails() async throws {
     let fixture = try await APIFixture.start(tokens: [])
     try await withCleanup({ await fixture.stop() }) {
-      let path = try writeKubeconfig(fixture, user: "    token: x", cluster: "    server: https://127.0.0.1:\(fixture.port)")
-      let client = try KubernetesClient(configuration: try KubernetesConfiguration.kubeconfig(path: path), logger: logger)
+      let path = try writeKubeconfig(
+        fixture, user: "    token: x", cluster: "    server: https://127.0.0.1:\(fixture.port)")
+      let client = try KubernetesClient(
+        configuration: try KubernetesConfiguration.kubeconfig(path: path), logger: logger)
       await #expect(throws: KubernetesAPIError.self) {
         _ = try await client.list("/api/v1/pods", resource: "pods", limit: 1, continueToken: nil, as: PodObject.self)
       }
@@ -139,10 +144,12 @@ import Testing
   @Test func kubeconfigWithoutACATrustsTheSystemRoots() async throws {
     let fixture = try await APIFixture.start(tokens: ["t"])
     try await withCleanup({ await fixture.stop() }) {
-      let path = try writeKubeconfig(fixture, user: "    token: t", cluster: "    server: https://127.0.0.1:\(fixture.port)")
+      let path = try writeKubeconfig(
+        fixture, user: "    token: t", cluster: "    server: https://127.0.0.1:\(fixture.port)")
       let configuration = try KubernetesConfiguration.kubeconfig(path: path)
       #expect(configuration.certificateAuthorityPEM == nil)
-      let bundle = try fixture.directory.write("roots/bundle.pem", "# the cluster's CA among the system roots\n" + fixture.ca.pem)
+      let bundle = try fixture.directory.write(
+        "roots/bundle.pem", "# the cluster's CA among the system roots\n" + fixture.ca.pem)
       let roots = SystemTrustRoots.load(environment: ["SSL_CERT_FILE": bundle, "SSL_CERT_DIR": "/nonexistent"])
       #expect(roots.certificates.count == 1)
       let client = try KubernetesClient(configuration: configuration, logger: logger, systemRoots: roots)
@@ -191,7 +198,8 @@ import Testing
 
 @Suite(.serialized) struct EventAndIdentityTests {
   let logger = Logger(label: "test")
-  let pod = PodRecord(namespace: "apps", name: "web-1", uid: "uid-web-1", nodeName: "node-a", ips: ["10.0.0.1"], role: "r")
+  let pod = PodRecord(
+    namespace: "apps", name: "web-1", uid: "uid-web-1", nodeName: "node-a", ips: ["10.0.0.1"], role: "r")
 
   @Test func repeatedWarningsAggregateIntoOneEvent() async throws {
     let fixture = try await APIFixture.start()
@@ -210,11 +218,14 @@ import Testing
           recorder.warning(pod: pod, reason: EventReason.roleForbidden, message: "failed assuming role \"x\": no")
           try await Task.sleep(for: .milliseconds(50))
         }
-        recorder.warning(pod: pod, reason: EventReason.credentialError, message: "failed retrieving credentials: AccessDenied: no")
-        #expect(await eventually {
-          let events = fixture.api.recordedEvents
-          return events.filter { $0.verb == "create" }.count == 2 && events.contains { $0.verb == "patch" && $0.count == 8 }
-        })
+        recorder.warning(
+          pod: pod, reason: EventReason.credentialError, message: "failed retrieving credentials: AccessDenied: no")
+        #expect(
+          await eventually {
+            let events = fixture.api.recordedEvents
+            return events.filter { $0.verb == "create" }.count == 2
+              && events.contains { $0.verb == "patch" && $0.count == 8 }
+          })
         group.cancelAll()
       }
       let creates = fixture.api.recordedEvents.filter { $0.verb == "create" }
@@ -238,24 +249,35 @@ import Testing
       let client = try KubernetesClient(configuration: fixture.configuration(), logger: logger)
       let pods = PodCache()
       pods.replaceAll([
-        PodRecord(namespace: "kube-system", name: "kiam-agent-x", uid: "agent-uid", nodeName: "node-b", ips: ["10.0.0.10"])
+        PodRecord(
+          namespace: "kube-system", name: "kiam-agent-x", uid: "agent-uid", nodeName: "node-b", ips: ["10.0.0.10"])
       ])
       fixture.api.setTokenIdentity(
         "with-node-claim",
-        .init(username: "system:serviceaccount:kube-system:kiam-agent", extra: ["authentication.kubernetes.io/node-name": ["node-a"]]))
+        .init(
+          username: "system:serviceaccount:kube-system:kiam-agent",
+          extra: ["authentication.kubernetes.io/node-name": ["node-a"]]))
       fixture.api.setTokenIdentity(
         "with-pod-claim",
         .init(
           username: "system:serviceaccount:kube-system:kiam-agent",
-          extra: ["authentication.kubernetes.io/pod-name": ["kiam-agent-x"], "authentication.kubernetes.io/pod-uid": ["agent-uid"]]))
+          extra: [
+            "authentication.kubernetes.io/pod-name": ["kiam-agent-x"],
+            "authentication.kubernetes.io/pod-uid": ["agent-uid"],
+          ]))
       fixture.api.setTokenIdentity(
         "stale-pod",
         .init(
           username: "system:serviceaccount:kube-system:kiam-agent",
-          extra: ["authentication.kubernetes.io/pod-name": ["kiam-agent-x"], "authentication.kubernetes.io/pod-uid": ["old-uid"]]))
+          extra: [
+            "authentication.kubernetes.io/pod-name": ["kiam-agent-x"],
+            "authentication.kubernetes.io/pod-uid": ["old-uid"],
+          ]))
       fixture.api.setTokenIdentity(
         "wrong-audience",
-        .init(username: "system:serviceaccount:kube-system:kiam-agent", extra: [:], audiences: ["https://kubernetes.default.svc"]))
+        .init(
+          username: "system:serviceaccount:kube-system:kiam-agent", extra: [:],
+          audiences: ["https://kubernetes.default.svc"]))
       let verifier = TokenReviewVerifier(client: client, pods: pods, logger: logger)
       #expect(try await verifier.nodeName(token: "with-node-claim") == "node-a")
       #expect(try await verifier.nodeName(token: "with-pod-claim") == "node-b")

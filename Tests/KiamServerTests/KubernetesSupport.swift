@@ -16,7 +16,8 @@ struct APIFixture {
   static func start(tokens: Set<String> = ["token-1"]) async throws -> APIFixture {
     let directory = try TemporaryDirectory(prefix: "kiam-k8s")
     let ca = try TestCA(name: "kubernetes-ca")
-    let leaf = try ca.issue(commonName: "kube-apiserver", dnsNames: ["localhost", "kubernetes"], ipAddresses: ["127.0.0.1"])
+    let leaf = try ca.issue(
+      commonName: "kube-apiserver", dnsNames: ["localhost", "kubernetes"], ipAddresses: ["127.0.0.1"])
     let api = try KubernetesAPITestServer(certificate: leaf, tokens: tokens)
     let port = try await api.start()
     return APIFixture(api: api, port: port, ca: ca, directory: directory)
@@ -24,7 +25,8 @@ struct APIFixture {
 
   func configuration(token: String? = "token-1", tokenFile: String? = nil) -> KubernetesConfiguration {
     KubernetesConfiguration(
-      server: "https://127.0.0.1:\(port)", certificateAuthorityPEM: Array(ca.pem.utf8), token: token, tokenFile: tokenFile,
+      server: "https://127.0.0.1:\(port)", certificateAuthorityPEM: Array(ca.pem.utf8), token: token,
+      tokenFile: tokenFile,
       source: "test")
   }
 
@@ -50,7 +52,12 @@ func withReflectors<T: Sendable>(
   namespaceReflector.backoff = Backoff(initial: .milliseconds(20), maximum: .milliseconds(200))
   let reflectors: [any Service] = [podReflector, namespaceReflector]
   return try await withThrowingTaskGroup(of: T?.self) { group in
-    for reflector in reflectors { group.addTask { try await reflector.run(); return nil } }
+    for reflector in reflectors {
+      group.addTask {
+        try await reflector.run()
+        return nil
+      }
+    }
     let result = try await body()
     group.cancelAll()
     return result

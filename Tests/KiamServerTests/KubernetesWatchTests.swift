@@ -13,7 +13,8 @@ import Testing
   @Test func listsInPagesThenFollowsTheWatch() async throws {
     let fixture = try await APIFixture.start()
     try await withCleanup({ await fixture.stop() }) {
-      fixture.api.seedPods((0..<1234).map { TestPod(name: "pod-\($0)", ip: "10.1.\($0 / 256).\($0 % 256)", role: "r\($0 % 7)") })
+      fixture.api.seedPods(
+        (0..<1234).map { TestPod(name: "pod-\($0)", ip: "10.1.\($0 / 256).\($0 % 256)", role: "r\($0 % 7)") })
       fixture.api.upsertNamespace(TestNamespace(name: "default", permitted: ".*"))
       let client = try KubernetesClient(configuration: fixture.configuration(), logger: logger)
       let pods = PodCache()
@@ -56,7 +57,8 @@ import Testing
         // Changes while no watch is open are replayed when the watch resumes.
         fixture.api.upsertPod(TestPod(name: "b", ip: "10.0.0.2", role: "b"))
         fixture.api.deletePod(namespace: "default", name: "a")
-        #expect(await eventually { pods.lookup(ip: "10.0.0.2") != .notFound && pods.lookup(ip: "10.0.0.1") == .notFound })
+        #expect(
+          await eventually { pods.lookup(ip: "10.0.0.2") != .notFound && pods.lookup(ip: "10.0.0.1") == .notFound })
         #expect(fixture.api.listRequestCount == lists)
         #expect(fixture.api.watchRequestCount >= 4)
       }
@@ -79,9 +81,12 @@ import Testing
         fixture.api.sendBookmarks()
         try await Task.sleep(for: .milliseconds(200))
         fixture.api.dropWatches()
-        #expect(await eventually {
-          fixture.api.requestLog.contains { $0.contains("/api/v1/pods?watch=true&resourceVersion=\(bookmarkVersion)&allowWatchBookmarks=true") }
-        })
+        #expect(
+          await eventually {
+            fixture.api.requestLog.contains {
+              $0.contains("/api/v1/pods?watch=true&resourceVersion=\(bookmarkVersion)&allowWatchBookmarks=true")
+            }
+          })
       }
       try await client.shutdown()
     }
@@ -103,7 +108,8 @@ import Testing
         fixture.api.deletePod(namespace: "default", name: "a")
         fixture.api.upsertPod(TestPod(name: "b", ip: "10.0.0.2", role: "b"))
         fixture.api.compact()
-        #expect(await eventually { pods.lookup(ip: "10.0.0.1") == .notFound && pods.lookup(ip: "10.0.0.2") != .notFound })
+        #expect(
+          await eventually { pods.lookup(ip: "10.0.0.1") == .notFound && pods.lookup(ip: "10.0.0.2") != .notFound })
         #expect(fixture.api.listRequestCount > lists)
       }
       try await client.shutdown()
@@ -115,7 +121,8 @@ import Testing
     try await withCleanup({ await fixture.stop() }) {
       fixture.api.seedPods((0..<10).map { TestPod(name: "p\($0)", ip: "10.0.0.\($0)") })
       let client = try KubernetesClient(configuration: fixture.configuration(), logger: logger)
-      let first = try await client.list("/api/v1/pods", resource: "pods", limit: 3, continueToken: nil, as: PodObject.self)
+      let first = try await client.list(
+        "/api/v1/pods", resource: "pods", limit: 3, continueToken: nil, as: PodObject.self)
       #expect(first.items.count == 3)
       let token = try #require(first.metadata.continue)
       fixture.api.upsertPod(TestPod(name: "later", ip: "10.0.1.1"))
@@ -177,7 +184,8 @@ import Testing
     try await withCleanup({ await fixture.stop() }) {
       fixture.api.upsertNamespace(TestNamespace(name: "default"))
       let tokenFile = try fixture.directory.write("token", "old-token\n")
-      let client = try KubernetesClient(configuration: fixture.configuration(token: nil, tokenFile: tokenFile), logger: logger)
+      let client = try KubernetesClient(
+        configuration: fixture.configuration(token: nil, tokenFile: tokenFile), logger: logger)
       _ = try await client.list("/api/v1/pods", resource: "pods", limit: 10, continueToken: nil, as: PodObject.self)
       // The API rotates to a new token; the file changes too. The cached token gets 401, which makes
       // the client re-read the file and retry.

@@ -1,4 +1,5 @@
 import KiamShared
+import Synchronization
 import Testing
 
 @testable import KiamServer
@@ -11,7 +12,8 @@ import Testing
   ) -> PodRecord {
     PodRecord(
       namespace: "default", name: name, uid: "uid-\(name)", nodeName: "node-1", ips: [ip], phase: phase,
-      hostNetwork: hostNetwork, deletionTimestamp: terminating ? 1_700_000_000 : nil, creationTimestamp: created, role: role)
+      hostNetwork: hostNetwork, deletionTimestamp: terminating ? 1_700_000_000 : nil, creationTimestamp: created,
+      role: role)
   }
 
   func synced(_ pods: [PodRecord] = []) -> PodCache {
@@ -250,7 +252,6 @@ final class SeenBox: @unchecked Sendable {
   }
 }
 
-import Synchronization
 final class NSLockish: Sendable {
   private let mutex = Mutex(())
   func run(_ body: () -> Void) { mutex.withLock { _ in body() } }

@@ -21,13 +21,18 @@ import Testing
 
   @Test func errorForEmptyRole() {
     #expect(throws: KiamError.self) { try resolver.resolve("") }
-    do { _ = try resolver.resolve("") } catch let e as KiamError { #expect(e.message == "role can't be empty") } catch {}
+    do { _ = try resolver.resolve("") } catch let e as KiamError { #expect(e.message == "role can't be empty") } catch {
+    }
   }
 
   @Test func leadingSlashAndPaths() throws {
     #expect(try resolver.resolve("/myrole") == ResolvedRole(name: "myrole", arn: "arn:aws:iam::account-id:role/myrole"))
-    #expect(try resolver.resolve("kiam/myrole") == ResolvedRole(name: "kiam/myrole", arn: "arn:aws:iam::account-id:role/kiam/myrole"))
-    #expect(try resolver.resolve("/kiam/myrole") == ResolvedRole(name: "kiam/myrole", arn: "arn:aws:iam::account-id:role/kiam/myrole"))
+    #expect(
+      try resolver.resolve("kiam/myrole")
+        == ResolvedRole(name: "kiam/myrole", arn: "arn:aws:iam::account-id:role/kiam/myrole"))
+    #expect(
+      try resolver.resolve("/kiam/myrole")
+        == ResolvedRole(name: "kiam/myrole", arn: "arn:aws:iam::account-id:role/kiam/myrole"))
   }
 
   @Test func absoluteARN() throws {
@@ -57,11 +62,16 @@ import Testing
   }
 
   @Test func baseFromInstanceProfile() throws {
-    #expect(try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws:iam::account-id:instance-profile/instance-profile-name")
-      == "arn:aws:iam::account-id:role/")
-    #expect(try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws:iam::account-id:instance-profile/some/path/name")
-      == "arn:aws:iam::account-id:role/")
-    #expect(try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws-cn:iam::123:instance-profile/x") == "arn:aws-cn:iam::123:role/")
+    #expect(
+      try RoleARNResolver.baseARN(
+        fromInstanceProfileARN: "arn:aws:iam::account-id:instance-profile/instance-profile-name")
+        == "arn:aws:iam::account-id:role/")
+    #expect(
+      try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws:iam::account-id:instance-profile/some/path/name")
+        == "arn:aws:iam::account-id:role/")
+    #expect(
+      try RoleARNResolver.baseARN(fromInstanceProfileARN: "arn:aws-cn:iam::123:instance-profile/x")
+        == "arn:aws-cn:iam::123:role/")
     #expect(throws: KiamError.self) { try RoleARNResolver.baseARN(fromInstanceProfileARN: "garbage") }
   }
 }
@@ -79,12 +89,15 @@ import Testing
     let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: ""))
     for annotation in ["myrole", "/myrole"] {
       let ns = namespace(".*")
-      #expect(try policy.evaluate(pod: pod(role: annotation), requestedRole: "myrole", namespace: ns)
-        == .allowed(ResolvedRole(name: "myrole", arn: "myrole")))
-      #expect(try policy.evaluate(pod: pod(role: annotation), requestedRole: "/myrole", namespace: ns)
-        == .allowed(ResolvedRole(name: "myrole", arn: "myrole")))
-      #expect(try policy.evaluate(pod: pod(role: annotation), requestedRole: "wrongrole", namespace: ns)
-        == .forbidden(explanation: "requested 'wrongrole' but annotated with 'myrole', forbidden"))
+      #expect(
+        try policy.evaluate(pod: pod(role: annotation), requestedRole: "myrole", namespace: ns)
+          == .allowed(ResolvedRole(name: "myrole", arn: "myrole")))
+      #expect(
+        try policy.evaluate(pod: pod(role: annotation), requestedRole: "/myrole", namespace: ns)
+          == .allowed(ResolvedRole(name: "myrole", arn: "myrole")))
+      #expect(
+        try policy.evaluate(pod: pod(role: annotation), requestedRole: "wrongrole", namespace: ns)
+          == .forbidden(explanation: "requested 'wrongrole' but annotated with 'myrole', forbidden"))
       if case .allowed = try policy.evaluate(pod: pod(role: annotation), requestedRole: "/wrongrole", namespace: ns) {
         Issue.record("/wrongrole allowed")
       }
@@ -99,9 +112,12 @@ import Testing
       #expect(try policy.evaluate(pod: pod(role: annotation), requestedRole: "/red_role", namespace: ns).isAllowed)
     }
     let orange = pod(role: "orange_role")
-    #expect(try policy.evaluate(pod: orange, requestedRole: "orange_role", namespace: namespace("^red.*$|^.red.*$"))
-      == .forbidden(explanation: "namespace policy expression '^red.*$|^.red.*$' forbids role 'orange_role'"))
-    #expect(!(try policy.evaluate(pod: orange, requestedRole: "/orange_role", namespace: namespace("^red.*$|^.red.*$")).isAllowed))
+    #expect(
+      try policy.evaluate(pod: orange, requestedRole: "orange_role", namespace: namespace("^red.*$|^.red.*$"))
+        == .forbidden(explanation: "namespace policy expression '^red.*$|^.red.*$' forbids role 'orange_role'"))
+    #expect(
+      !(try policy.evaluate(pod: orange, requestedRole: "/orange_role", namespace: namespace("^red.*$|^.red.*$"))
+        .isAllowed))
   }
 
   @Test(arguments: [true, false])
@@ -111,7 +127,8 @@ import Testing
       for requested in ["red_role", "/red_role"] {
         let decision = try policy.evaluate(
           pod: pod(role: "red_role"), requestedRole: requested, namespace: namespace(permitted, strict: strict))
-        #expect(decision == .forbidden(explanation: "namespace policy expression '(empty)' forbids role '\(requested)'"))
+        #expect(
+          decision == .forbidden(explanation: "namespace policy expression '(empty)' forbids role '\(requested)'"))
       }
     }
     // A namespace missing from the cache denies too (kiam panicked here).
@@ -121,32 +138,53 @@ import Testing
   @Test func vagueExpressionsDenyInStrictModeOnly() throws {
     let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::123456789012:role/"))
     for expression in ["o", "role"] {
-      #expect(!(try policy.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(expression)).isAllowed))
-      #expect(try policy.evaluate(
-        pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(expression, strict: false)).isAllowed)
+      #expect(
+        !(try policy.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(expression))
+          .isAllowed))
+      #expect(
+        try policy.evaluate(
+          pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(expression, strict: false)
+        ).isAllowed)
     }
-    #expect(try policy.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*role")).isAllowed)
-    #expect(try policy.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*role", strict: false)).isAllowed)
+    #expect(
+      try policy.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*role"))
+        .isAllowed)
+    #expect(
+      try policy.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*role", strict: false)
+      ).isAllowed)
   }
 
   @Test func baseARNPolicies() throws {
     let base = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::123456789012:role/"))
-    #expect(try base.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace("arn:aws:iam::123456789012:role/.*")).isAllowed)
+    #expect(
+      try base.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace("arn:aws:iam::123456789012:role/.*")
+      ).isAllowed)
     let empty = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: ""))
-    #expect(!(try empty.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace("arn:aws:iam::123456789012:role/*")).isAllowed))
+    #expect(
+      !(try empty.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace("arn:aws:iam::123456789012:role/*")
+      ).isAllowed))
     let sub = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::123456789012:role/subpath/"))
-    #expect(try sub.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*/subpath/.*")).isAllowed)
-    #expect(!(try sub.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace("arn:aws:iam::123456789012:role/red.*")).isAllowed))
-    #expect(try sub.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role",
-      namespace: namespace("arn:aws:iam::123456789012:role/subpath/red_role")).isAllowed)
-    #expect(!(try sub.evaluate(
-      pod: pod(role: "red_role"), requestedRole: "red_role",
-      namespace: namespace("arn:aws:iam::123456789012:role/subpath/blue_role")).isAllowed))
+    #expect(
+      try sub.evaluate(pod: pod(role: "red_role"), requestedRole: "red_role", namespace: namespace(".*/subpath/.*"))
+        .isAllowed)
+    #expect(
+      !(try sub.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role",
+        namespace: namespace("arn:aws:iam::123456789012:role/red.*")
+      ).isAllowed))
+    #expect(
+      try sub.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role",
+        namespace: namespace("arn:aws:iam::123456789012:role/subpath/red_role")
+      ).isAllowed)
+    #expect(
+      !(try sub.evaluate(
+        pod: pod(role: "red_role"), requestedRole: "red_role",
+        namespace: namespace("arn:aws:iam::123456789012:role/subpath/blue_role")
+      ).isAllowed))
   }
 
   @Test func strictModeGroupsAlternations() throws {
@@ -182,14 +220,18 @@ import Testing
       #expect(
         decision
           == .forbidden(
-            explanation: "namespace policy expression '\(expression)' is invalid: error parsing regexp: unexpected ): `\(expression)`"),
+            explanation:
+              "namespace policy expression '\(expression)' is invalid: error parsing regexp: unexpected ): `\(expression)`"
+          ),
         "\(role): \(decision)")
     }
   }
 
   @Test func missingPodAnnotationIsAnErrorNotADenial() {
     let policy = AssumeRolePolicy(resolver: RoleARNResolver(baseARN: "arn:aws:iam::1:role/"))
-    #expect(throws: KiamError.self) { try policy.evaluate(pod: pod(role: ""), requestedRole: "a", namespace: namespace(".*")) }
+    #expect(throws: KiamError.self) {
+      try policy.evaluate(pod: pod(role: ""), requestedRole: "a", namespace: namespace(".*"))
+    }
   }
 }
 
@@ -212,8 +254,9 @@ import Testing
   @Test func v3ExplainsWithTheAnnotation() throws {
     let pod = PodRecord(namespace: "apps", name: "app", ips: ["10.0.0.1"], role: "db")
     let namespace = NamespaceRecord(name: "apps", permitted: "^app-.*$", matching: .anywhereInAnnotation)
-    #expect(try policy.evaluate(pod: pod, requestedRole: "db", namespace: namespace)
-      == .forbidden(explanation: "namespace policy expression '^app-.*$' forbids role 'db'"))
+    #expect(
+      try policy.evaluate(pod: pod, requestedRole: "db", namespace: namespace)
+        == .forbidden(explanation: "namespace policy expression '^app-.*$' forbids role 'db'"))
   }
 }
 

@@ -19,7 +19,8 @@ final class StubCredentials: CredentialsProvider {
 
   static func fixed(_ identity: RoleIdentity) -> AWSCredentials {
     AWSCredentials(
-      accessKeyID: "ASIA" + String(identity.role.name.uppercased().prefix(8)), secretAccessKey: "secret-\(identity.role.name)",
+      accessKeyID: "ASIA" + String(identity.role.name.uppercased().prefix(8)),
+      secretAccessKey: "secret-\(identity.role.name)",
       sessionToken: "token-\(identity.role.arn)", expiration: 1_900_000_000, lastUpdated: 1_899_996_400)
   }
 
@@ -72,7 +73,8 @@ struct ServerHarness {
     _ body: @Sendable (Kiam_KiamService.Client<HTTP2ClientTransport.Posix>) async throws -> T
   ) async throws -> T {
     let application = ServerApplication(
-      configuration: configuration(configure), logger: Logger(label: "server"), metrics: metrics, credentials: credentials)
+      configuration: configuration(configure), logger: Logger(label: "server"), metrics: metrics,
+      credentials: credentials)
     let pki = self.pki
     let port = self.port
     return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -84,7 +86,8 @@ struct ServerHarness {
       let store = try await TLSMaterialStore(
         files: TLSFiles(certificatePath: pki.agent.certificate, keyPath: pki.agent.key, caPath: pki.agent.ca),
         role: .client, metrics: nil, logger: Logger(label: "client"))
-      let transport = try KiamTransports.client(server: HostPort(host: "localhost", port: port), store: store, settings: .defaults)
+      let transport = try KiamTransports.client(
+        server: HostPort(host: "localhost", port: port), store: store, settings: .defaults)
       let result = try await withGRPCClient(transport: transport) { client in
         try await body(Kiam_KiamService.Client(wrapping: client))
       }

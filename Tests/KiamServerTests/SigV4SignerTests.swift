@@ -50,7 +50,8 @@ import Testing
       body: Array(vector.body.utf8))
     let key = AWSAccessKey(
       accessKeyID: vector.accessKeyID, secretAccessKey: vector.secretAccessKey, sessionToken: vector.sessionToken)
-    let result = SigV4Signer(service: vector.service, region: vector.region).sign(&request, with: key, date: vector.epochSeconds)
+    let result = SigV4Signer(service: vector.service, region: vector.region).sign(
+      &request, with: key, date: vector.epochSeconds)
     #expect(result.canonicalRequest == vector.canonicalRequest)
     #expect(result.stringToSign == vector.stringToSign)
     #expect(result.authorization == vector.authorization)
@@ -61,21 +62,39 @@ import Testing
   }
 
   /// Published in AWS's aws-sig-v4-test-suite (AKIDEXAMPLE, 20150830T123600Z, us-east-1, "service").
-  @Test(arguments: [
-    ("get-vanilla", "GET", "/", [(String, String)](), [(String, String)](), "",
-     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
-    ("get-vanilla-query-order-key-case", "GET", "/", [("Param2", "value2"), ("Param1", "value1")], [], "",
-     "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"),
-    ("get-vanilla-query-order-value", "GET", "/", [("Param1", "value2"), ("Param1", "value1")], [], "",
-     "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694"),
-    ("get-unreserved", "GET", "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", [], [], "",
-     "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"),
-    ("get-slashes", "GET", "//example//", [], [], "", "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84"),
-    ("get-header-key-duplicate", "GET", "/", [], [("My-Header1", "value2"), ("My-Header1", "value2"), ("My-Header1", "value1")], "",
-     "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"),
-    ("post-x-www-form-urlencoded", "POST", "/", [], [("Content-Type", "application/x-www-form-urlencoded")], "Param1=value1",
-     "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"),
-  ] as [(String, String, String, [(String, String)], [(String, String)], String, String)])
+  @Test(
+    arguments: [
+      (
+        "get-vanilla", "GET", "/", [(String, String)](), [(String, String)](), "",
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+      ),
+      (
+        "get-vanilla-query-order-key-case", "GET", "/", [("Param2", "value2"), ("Param1", "value1")], [], "",
+        "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
+      ),
+      (
+        "get-vanilla-query-order-value", "GET", "/", [("Param1", "value2"), ("Param1", "value1")], [], "",
+        "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694"
+      ),
+      (
+        "get-unreserved", "GET", "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", [], [], "",
+        "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"
+      ),
+      (
+        "get-slashes", "GET", "//example//", [], [], "",
+        "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84"
+      ),
+      (
+        "get-header-key-duplicate", "GET", "/", [],
+        [("My-Header1", "value2"), ("My-Header1", "value2"), ("My-Header1", "value1")], "",
+        "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"
+      ),
+      (
+        "post-x-www-form-urlencoded", "POST", "/", [], [("Content-Type", "application/x-www-form-urlencoded")],
+        "Param1=value1",
+        "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"
+      ),
+    ] as [(String, String, String, [(String, String)], [(String, String)], String, String)])
   func awsTestSuite(
     _ name: String, _ method: String, _ path: String, _ query: [(String, String)], _ headers: [(String, String)],
     _ body: String, _ expected: String

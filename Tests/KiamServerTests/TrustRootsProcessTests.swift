@@ -31,17 +31,22 @@ import Testing
     _ = try dir.write("ca-trust/extracted/pem/tls-ca-bundle.pem", "# sts test ca\n" + stsCA.pem)
     _ = try dir.write("ca-trust/extracted/pem/email-ca-bundle.pem", "")
     try dir.writeManifests(
-      [TestNamespace(name: "apps", permitted: ".*")], [TestPod(namespace: "apps", name: "web", ip: "10.0.0.1", role: "app-web")])
+      [TestNamespace(name: "apps", permitted: ".*")],
+      [TestPod(namespace: "apps", name: "web", ip: "10.0.0.1", role: "app-web")])
     let port = try FreePort.next()
     let arguments =
-      ["server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
-       "--pod-manifests=\(dir.path)/manifests", "--sts-endpoint=\(lab.endpoint)"] + pki.server.arguments
+      [
+        "server", "--bind=127.0.0.1:\(port)", "--role-base-arn=arn:aws:iam::123456789012:role/",
+        "--pod-manifests=\(dir.path)/manifests", "--sts-endpoint=\(lab.endpoint)",
+      ] + pki.server.arguments
     // The host's RHEL directory on /etc/ssl/certs, and no AWS_CA_BUNDLE (this machine sets one).
     let server = try KiamProcess(
-      ["-m", "sh", "-c",
-       "mount --bind \(extracted) /etc/ssl/certs && exec env -u AWS_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR "
-        + "AWS_ACCESS_KEY_ID=AKIATRUST AWS_SECRET_ACCESS_KEY=unchecked \(KiamProcess.binaryPath) "
-        + arguments.map(Shell.quote).joined(separator: " ")],
+      [
+        "-m", "sh", "-c",
+        "mount --bind \(extracted) /etc/ssl/certs && exec env -u AWS_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR "
+          + "AWS_ACCESS_KEY_ID=AKIATRUST AWS_SECRET_ACCESS_KEY=unchecked \(KiamProcess.binaryPath) "
+          + arguments.map(Shell.quote).joined(separator: " "),
+      ],
       executable: "/usr/bin/unshare")
     defer { server.signal(SIGKILL) }
     try await FreePort.waitUntilListening(port)

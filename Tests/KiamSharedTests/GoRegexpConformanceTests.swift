@@ -23,7 +23,8 @@ import Testing
     // kiam's tests and kiam-behaviour.md
     "^$", "foo.*", "^red.*$|^.red.*$", ".*role", "o", "role", "arn:aws:iam::123456789012:role/.*",
     "arn:aws:iam::123456789012:role/*", ".*/subpath/.*", "arn:aws:iam::123456789012:role/red.*",
-    "arn:aws:iam::123456789012:role/subpath/red_role", "^/latest/meta-data/placement/", "^/latest/meta-data/instance-id$",
+    "arn:aws:iam::123456789012:role/subpath/red_role", "^/latest/meta-data/placement/",
+    "^/latest/meta-data/instance-id$",
     "arn:aws:iam::(123456789012|999999999999):role/.*", "^app-.*$", "app-.*", "payments|app-.*",
     // Go's syntax, accepted and not
     "(?i)APP-web", "(?s)line1.line2", "(?m)^line2$", "(?U)a+", "\\d+", "[[:alpha:]]+", "\\pL+", "\\p{Greek}",
@@ -45,7 +46,8 @@ import Testing
 
   /// Go's answers for `patterns` against `inputs`.
   static func goAnswers(_ patterns: [String], _ inputs: [String]) throws -> [GoAnswer] {
-    let binary = try SDKClient.buildGo(source: "\(KiamProcess.packageRoot)/scripts/test/go-regexp/main.go", name: "go-regexp")
+    let binary = try SDKClient.buildGo(
+      source: "\(KiamProcess.packageRoot)/scripts/test/go-regexp/main.go", name: "go-regexp")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     let stdin = Pipe()

@@ -1,4 +1,3 @@
-@testable import KiamShared
 import KiamTestSupport
 import Logging
 import NIOCore
@@ -7,6 +6,8 @@ import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Synchronization
 import Testing
+
+@testable import KiamShared
 
 /// The hardened HTTP server over real sockets.
 @Suite struct HTTPServerTests {
@@ -104,7 +105,9 @@ import Testing
       try socket.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n\(String(repeating: "b", count: 100))")
       #expect(socket.receive().hasPrefix("HTTP/1.1 413"))
       let chunked = try RawSocket(port: port)
-      try chunked.send("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n\(String(repeating: "c", count: 32))\r\n0\r\n\r\n")
+      try chunked.send(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n\(String(repeating: "c", count: 32))\r\n0\r\n\r\n"
+      )
       #expect(chunked.receive().hasPrefix("HTTP/1.1 413"))
     }
   }
@@ -226,7 +229,9 @@ import Testing
     Self.prepared.encode(version: .http1_1, keepAlive: true, includeBody: true, into: &buffer)
     let encoded = buffer
     #expect(Self.prepared.keepAliveEncoding == encoded)
-    #expect(String(buffer: encoded) == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\":1}\n")
+    #expect(
+      String(buffer: encoded)
+        == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\":1}\n")
     // Any change drops the preparation.
     var changed = Self.prepared
     changed.headers.add(name: "X-More", value: "1")
@@ -241,7 +246,8 @@ import Testing
       let rest = socket.receive()
       #expect(
         rest == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"
-          + "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{\"a\":1}\n")
+          + "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{\"a\":1}\n"
+      )
     }
   }
 
@@ -288,7 +294,8 @@ import Testing
       #expect(answers.components(separatedBy: "HTTP/1.1 200 OK\r\n").count - 1 == HTTPServerTests.maxQueued + 1)
 
       let abusive = try RawSocket(port: port)
-      try abusive.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n" + String(repeating: request, count: 4 * HTTPServerTests.maxQueued))
+      try abusive.send(
+        "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n" + String(repeating: request, count: 4 * HTTPServerTests.maxQueued))
       #expect(abusive.receive().isEmpty)
       #expect(abusive.isClosedByPeer())
     }

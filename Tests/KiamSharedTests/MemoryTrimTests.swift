@@ -130,9 +130,8 @@ import Testing
   @Test func cpuTimeCountsThisProcess() {
     let before = MemoryTrimService.cpuTime()
     var x: UInt64 = 1
-    for i in 0..<20_000_000 { x = x &* 6364136223846793005 &+ UInt64(i) }
+    for i in 0..<20_000_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
     #expect(x != 0)
     #expect(MemoryTrimService.cpuTime() > before)
   }
 }
-

@@ -1,9 +1,9 @@
 import KiamShared
 import KiamTestSupport
 import NIOCore
-import NIOPosix
 import NIOEmbedded
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 @Suite struct MetricsTests {
@@ -22,7 +22,8 @@ import Testing
     metrics.grpc(.server, service: "kiam.KiamService", method: "GetHealth").handled(code: "OK").increment()
     let handler = MetricsHandler(metrics: metrics)
     let loop = EmbeddedEventLoop()
-    guard case .immediate(let response) = handler.handle(HTTPRequest(method: .GET, uri: "/metrics"), eventLoop: loop) else {
+    guard case .immediate(let response) = handler.handle(HTTPRequest(method: .GET, uri: "/metrics"), eventLoop: loop)
+    else {
       Issue.record("expected an immediate response")
       return
     }
@@ -48,9 +49,10 @@ import Testing
     ] {
       #expect(page.value(name) != nil, "\(name)")
     }
-    #expect(page.value(
-      "grpc_server_handled_total",
-      ["grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetHealth", "grpc_code": "OK"]) == 1)
+    #expect(
+      page.value(
+        "grpc_server_handled_total",
+        ["grpc_type": "unary", "grpc_service": "kiam.KiamService", "grpc_method": "GetHealth", "grpc_code": "OK"]) == 1)
     // Process metrics.
     #expect((page.value("process_resident_memory_bytes") ?? 0) > 1_000_000)
     #expect((page.value("process_open_fds") ?? 0) >= 3)
@@ -62,7 +64,9 @@ import Testing
 
   @Test func otherPathsAre404() {
     let handler = MetricsHandler(metrics: KiamMetrics())
-    guard case .immediate(let response) = handler.handle(HTTPRequest(method: .GET, uri: "/"), eventLoop: EmbeddedEventLoop())
+    guard
+      case .immediate(let response) = handler.handle(
+        HTTPRequest(method: .GET, uri: "/"), eventLoop: EmbeddedEventLoop())
     else {
       Issue.record("the metrics handler did not answer at once")
       return

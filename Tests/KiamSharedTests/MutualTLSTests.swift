@@ -33,12 +33,14 @@ import Testing
     let store = try await TLSMaterialStore(
       files: TLSFiles(certificatePath: files.certificate, keyPath: files.key, caPath: files.ca),
       role: .client, metrics: nil, logger: logger)
-    let transport = try KiamTransports.client(server: HostPort(host: host, port: port), store: store, settings: .defaults)
+    let transport = try KiamTransports.client(
+      server: HostPort(host: host, port: port), store: store, settings: .defaults)
     return try await withGRPCClient(transport: transport) { client in
       var options = CallOptions.defaults
       options.timeout = .seconds(3)
       options.waitForReady = false
-      return try await Kiam_KiamService.Client(wrapping: client).getHealth(Kiam_GetHealthRequest(), options: options).message
+      return try await Kiam_KiamService.Client(wrapping: client).getHealth(Kiam_GetHealthRequest(), options: options)
+        .message
     }
   }
 
@@ -71,8 +73,10 @@ import Testing
           var options = CallOptions.defaults
           options.timeout = .seconds(3)
           options.waitForReady = false
-          return try await Kiam_KiamService.Client(wrapping: client).getHealth(Kiam_GetHealthRequest(), options: options)
-            .message
+          return try await Kiam_KiamService.Client(wrapping: client).getHealth(
+            Kiam_GetHealthRequest(), options: options
+          )
+          .message
         }
       }
     }
@@ -148,7 +152,9 @@ import Testing
       try await withServer(files: files) { port, _ in try await callHealth(files: pki.agent, port: port) }
     }
     await #expect(throws: RPCError.self) {
-      try await withServer(files: files) { port, _ in try await callHealth(files: pki.agent, host: "127.0.0.1", port: port) }
+      try await withServer(files: files) { port, _ in
+        try await callHealth(files: pki.agent, host: "127.0.0.1", port: port)
+      }
     }
   }
 
@@ -212,7 +218,8 @@ import Testing
         try newCA.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: newCA, name: "agent2", in: dir.path)
       #expect(try await callHealth(files: newAgent, port: port) == "ok")
       await #expect(throws: RPCError.self) { try await callHealth(files: pki.agent, port: port) }
-      #expect(try PrometheusText(metrics.registry.emitToString()).value("grpc_server_tls_certificate_update_error") == 0)
+      #expect(
+        try PrometheusText(metrics.registry.emitToString()).value("grpc_server_tls_certificate_update_error") == 0)
 
       // A broken new version keeps the previous material and raises the error gauge.
       let versioned = "\(volume)/..2026_03"
@@ -228,7 +235,8 @@ import Testing
       }
       #expect(error.description.contains("tls.crt"))
       #expect(store.material.leaf.subject.description.contains("kiam-server-2"))
-      #expect(try PrometheusText(metrics.registry.emitToString()).value("grpc_server_tls_certificate_update_error") == 1)
+      #expect(
+        try PrometheusText(metrics.registry.emitToString()).value("grpc_server_tls_certificate_update_error") == 1)
       #expect(try await callHealth(files: newAgent, port: port) == "ok")
     }
   }
@@ -260,10 +268,12 @@ import Testing
     defer { dir.remove() }
     let pki = try TestPKIFixture.make(in: dir.path)
     #expect(throws: KiamError.self) {
-      _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.agent.key, caPath: pki.server.ca))
+      _ = try TLSMaterial.load(
+        TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.agent.key, caPath: pki.server.ca))
     }
     do {
-      _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.agent.key, caPath: pki.server.ca))
+      _ = try TLSMaterial.load(
+        TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.agent.key, caPath: pki.server.ca))
     } catch let error as KiamError {
       #expect(error.description.contains("does not match"))
     }
@@ -285,9 +295,12 @@ import Testing
     handle.write(Data(appended.utf8))
     handle.closeFile()
     let error = #expect(throws: KiamError.self) {
-      _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
+      _ = try TLSMaterial.load(
+        TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
     }
-    #expect(error?.description.contains("--\(file) \(paths[file]!): unexpected data after the last PEM block") == true, "\(String(describing: error))")
+    #expect(
+      error?.description.contains("--\(file) \(paths[file]!): unexpected data after the last PEM block") == true,
+      "\(String(describing: error))")
   }
 
   /// White space after the last block (an editor's newline, CRLF) is fine.
@@ -301,6 +314,7 @@ import Testing
       handle.write(Data("\r\n\n  \t\n".utf8))
       handle.closeFile()
     }
-    _ = try TLSMaterial.load(TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
+    _ = try TLSMaterial.load(
+      TLSFiles(certificatePath: pki.server.certificate, keyPath: pki.server.key, caPath: pki.server.ca))
   }
 }

@@ -11,7 +11,9 @@ import Testing
 
   @Test func bucketsCountValuesAtOrBelowTheirBound() {
     let histogram = ShardedDurationHistogram(name: "t_seconds", buckets: buckets)
-    for value: Duration in [.microseconds(500), .milliseconds(1), .microseconds(1001), .milliseconds(4), .milliseconds(9)] {
+    for value: Duration in [
+      .microseconds(500), .milliseconds(1), .microseconds(1001), .milliseconds(4), .milliseconds(9),
+    ] {
       histogram.record(value)
     }
     let snapshot = histogram.snapshot()
@@ -73,9 +75,12 @@ import Testing
     #expect(text.components(separatedBy: "# TYPE kiam_metadata_handler_latency_seconds histogram").count == 2)
     let page = try PrometheusText(text)
     let credentials = ["handler": "credentials"]
-    #expect(page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "0.002"]) { $1 }) == 0)
-    #expect(page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "0.004"]) { $1 }) == 1)
-    #expect(page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "4.096"]) { $1 }) == 1)
+    #expect(
+      page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "0.002"]) { $1 }) == 0)
+    #expect(
+      page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "0.004"]) { $1 }) == 1)
+    #expect(
+      page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "4.096"]) { $1 }) == 1)
     #expect(page.value("kiam_metadata_handler_latency_seconds_bucket", credentials.merging(["le": "+Inf"]) { $1 }) == 2)
     #expect(page.value("kiam_metadata_handler_latency_seconds_count", credentials) == 2)
     #expect(page.value("kiam_metadata_handler_latency_seconds_sum", credentials) == 9.003)

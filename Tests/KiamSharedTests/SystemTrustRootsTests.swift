@@ -26,9 +26,12 @@ import X509
   }
 
   func names(_ roots: SystemTrustRoots) -> Set<String> {
-    Set(roots.certificates.compactMap { certificate in
-      (try? Certificate(derEncoded: certificate.toDERBytes())).map { "\($0.subject)".replacingOccurrences(of: "CN=", with: "") }
-    })
+    Set(
+      roots.certificates.compactMap { certificate in
+        (try? Certificate(derEncoded: certificate.toDERBytes())).map {
+          "\($0.subject)".replacingOccurrences(of: "CN=", with: "")
+        }
+      })
   }
 
   @Test func debianBundleAndItsDirectoryWithoutDuplicates() throws {
@@ -64,7 +67,8 @@ import X509
       "/etc/ssl/certs/README": "This directory is managed by update-ca-trust.\n",
     ])
     defer { dir.remove() }
-    try FileManager.default.createDirectory(atPath: dir.path + "/etc/ssl/certs/directory-hash", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+      atPath: dir.path + "/etc/ssl/certs/directory-hash", withIntermediateDirectories: true)
     let roots = SystemTrustRoots.load(environment: [:], root: dir.path)
     #expect(names(roots) == ["first root", "second root", "third root"])
     #expect(roots.summary.contains("/etc/ssl/certs (4 files, 3 new certificates)"), "\(roots.summary)")
@@ -91,15 +95,18 @@ import X509
       "/opt/other/b.crt": first.pem,
     ])
     defer { dir.remove() }
-    let fileOnly = SystemTrustRoots.load(environment: ["SSL_CERT_FILE": "/opt/ca/one.pem", "SSL_CERT_DIR": "/nowhere"], root: dir.path)
+    let fileOnly = SystemTrustRoots.load(
+      environment: ["SSL_CERT_FILE": "/opt/ca/one.pem", "SSL_CERT_DIR": "/nowhere"], root: dir.path)
     #expect(names(fileOnly) == ["second root"])
-    let dirs = SystemTrustRoots.load(environment: ["SSL_CERT_FILE": "/missing", "SSL_CERT_DIR": "/opt/more:/opt/other"], root: dir.path)
+    let dirs = SystemTrustRoots.load(
+      environment: ["SSL_CERT_FILE": "/missing", "SSL_CERT_DIR": "/opt/more:/opt/other"], root: dir.path)
     #expect(names(dirs) == ["third root", "first root"])
   }
 
   @Test func garbageIsSkippedAndNothingFoundIsSaid() throws {
     let dir = try tree([
-      "/etc/ssl/certs/broken.pem": "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n" + first.pem,
+      "/etc/ssl/certs/broken.pem": "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+        + first.pem,
       "/etc/ssl/certs/key.pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
       "/etc/ssl/certs/binary.der": String(decoding: [0, 1, 2, 255, 254], as: UTF8.self),
     ])

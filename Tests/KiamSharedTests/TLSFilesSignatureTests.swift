@@ -33,7 +33,8 @@ import Testing
     #expect(signature.isSettled(at: newest + TLSFilesSignature.settleTime))
     // The same files give the same signature; a missing file gives none.
     #expect(TLSFilesSignature.read(files(pki.agent)) == signature)
-    let missing = TLSFiles(certificatePath: pki.agent.certificate, keyPath: dir.path + "/none.pem", caPath: pki.agent.ca)
+    let missing = TLSFiles(
+      certificatePath: pki.agent.certificate, keyPath: dir.path + "/none.pem", caPath: pki.agent.ca)
     #expect(TLSFilesSignature.read(missing) == nil)
   }
 

@@ -5,7 +5,8 @@ import Testing
   @Test(arguments: [
     ("0", Duration.zero), ("1s", .seconds(1)), ("500ms", .milliseconds(500)), ("15m", .seconds(900)),
     ("1h", .seconds(3600)), ("1h30m", .seconds(5400)), ("2h45m10s", .seconds(9910)), ("1.5s", .milliseconds(1500)),
-    (".5s", .milliseconds(500)), ("100us", .microseconds(100)), ("100µs", .microseconds(100)), ("10ns", .nanoseconds(10)),
+    (".5s", .milliseconds(500)), ("100us", .microseconds(100)), ("100µs", .microseconds(100)),
+    ("10ns", .nanoseconds(10)),
     ("-1m", .seconds(-60)), ("+2s", .seconds(2)),
   ])
   func parses(_ text: String, _ expected: Duration) throws {

@@ -46,7 +46,8 @@ public final class E2ELab: @unchecked Sendable {
   }
 
   private func setUpNode() throws {
-    try sh("""
+    try sh(
+      """
       ip netns add \(node)
       ip netns exec \(node) ip link set lo up
       ip link add kr\(id) type veth peer name kn\(id)
@@ -85,7 +86,8 @@ public final class E2ELab: @unchecked Sendable {
     let subnet = address.split(separator: ".").prefix(3).joined(separator: ".")
     let ns = podNamespace(name)
     let veth = "\(podInterfacePrefix)\(index)"
-    try sh("""
+    try sh(
+      """
       ip netns add \(ns)
       ip netns exec \(ns) ip link set lo up
       ip netns exec \(node) ip link add \(veth) type veth peer name eth0 netns \(ns)
@@ -107,7 +109,8 @@ public final class E2ELab: @unchecked Sendable {
     let ipv4 = try addPod(name)
     let index = pods[name]!.index
     let ipv6 = "fd00:200:\(index)::2"
-    try sh("""
+    try sh(
+      """
       ip netns exec \(node) ip -6 addr add fd00:200:\(index)::1/64 dev \(podInterfacePrefix)\(index) nodad
       ip netns exec \(podNamespace(name)) ip -6 addr add \(ipv6)/64 dev eth0 nodad
       ip netns exec \(podNamespace(name)) ip -6 route add default via fd00:200:\(index)::1 dev eth0
@@ -133,7 +136,10 @@ public final class E2ELab: @unchecked Sendable {
   /// ``inPod(_:_:)`` plus `environment` (for long-running clients such as ``SDKClient``).
   public func podPrefix(_ name: String, environment: [String: String] = [:]) -> [String] {
     ["/usr/sbin/ip", "netns", "exec", podNamespace(name), "/usr/bin/env"]
-      + ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+      + [
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+      ]
       .flatMap { ["-u", $0] }
       + ["AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_CONFIG_FILE=/dev/null", "AWS_DEFAULT_REGION=us-east-1"]
       + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }

@@ -22,7 +22,9 @@ public enum FreePort {
   }
 
   /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-  public static func waitUntilListening(_ port: Int, host: String = "127.0.0.1", timeout: Duration = .seconds(20)) async throws {
+  public static func waitUntilListening(_ port: Int, host: String = "127.0.0.1", timeout: Duration = .seconds(20))
+    async throws
+  {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {
@@ -41,7 +43,9 @@ public enum FreePort {
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr(host)
     return withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
     } == 0
   }
 }

@@ -79,7 +79,8 @@ public final class KiamProcess: Sendable {
       if !process.isRunning { break }
       try await Task.sleep(for: .milliseconds(20))
     }
-    throw TestSupportError("\"\(text)\" not seen on stderr of kiam \(arguments.joined(separator: " ")):\n\(standardError)")
+    throw TestSupportError(
+      "\"\(text)\" not seen on stderr of kiam \(arguments.joined(separator: " ")):\n\(standardError)")
   }
 
   /// Runs `kiam <arguments>` to completion.

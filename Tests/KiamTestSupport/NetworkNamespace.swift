@@ -91,7 +91,9 @@ public enum Shell {
     close(fds[0])
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 {
-      guard errno == EINTR else { throw TestSupportError("waitpid for /bin/sh -c \(command): \(String(cString: strerror(errno)))") }
+      guard errno == EINTR else {
+        throw TestSupportError("waitpid for /bin/sh -c \(command): \(String(cString: strerror(errno)))")
+      }
     }
     // Exit status, or 128 + the signal that ended it, as a shell reports it.
     let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

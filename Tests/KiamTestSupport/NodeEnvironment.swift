@@ -62,7 +62,9 @@ public final class NodeEnvironment: @unchecked Sendable {
 
   /// Starts `kiam <arguments>` inside the node netns; with `hosts`, the process sees that file as
   /// /etc/hosts (a private mount namespace), as a pod's resolver would resolve cluster names.
-  public func startInNode(_ arguments: [String], environment: [String: String] = [:], hosts: String? = nil) throws -> KiamProcess {
+  public func startInNode(_ arguments: [String], environment: [String: String] = [:], hosts: String? = nil) throws
+    -> KiamProcess
+  {
     let env = environment.map { "\($0.key)=\($0.value)" }
     let command =
       ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent"] + env
@@ -71,8 +73,10 @@ public final class NodeEnvironment: @unchecked Sendable {
       return try KiamProcess(["netns", "exec", lab.node] + command, executable: "/usr/sbin/ip")
     }
     return try KiamProcess(
-      ["netns", "exec", lab.node, "unshare", "-m", "sh", "-c",
-       "mount --bind \(Shell.quote(hosts)) /etc/hosts && exec \(command.map(Shell.quote).joined(separator: " "))"],
+      [
+        "netns", "exec", lab.node, "unshare", "-m", "sh", "-c",
+        "mount --bind \(Shell.quote(hosts)) /etc/hosts && exec \(command.map(Shell.quote).joined(separator: " "))",
+      ],
       executable: "/usr/sbin/ip")
   }
 
@@ -83,7 +87,8 @@ public final class NodeEnvironment: @unchecked Sendable {
       "--role-base-arn=arn:aws:iam::123456789012:role/", "--json-log",
     ]
     if auth != nil { arguments.append("--assume-role-arn=kiam_server") }
-    let keys = auth.map { ["AWS_ACCESS_KEY_ID": $0.AccessKeyId, "AWS_SECRET_ACCESS_KEY": $0.SecretAccessKey] }
+    let keys =
+      auth.map { ["AWS_ACCESS_KEY_ID": $0.AccessKeyId, "AWS_SECRET_ACCESS_KEY": $0.SecretAccessKey] }
       ?? ["AWS_ACCESS_KEY_ID": "AKIANODEENV", "AWS_SECRET_ACCESS_KEY": "unchecked"]
     let process = try startInNode(arguments + pki.server.arguments + extra, environment: keys)
     server = process
@@ -97,15 +102,20 @@ public final class NodeEnvironment: @unchecked Sendable {
   ///   the node's addresses for dual-stack pods.
   public func startAgent(_ extra: [String] = [], host: String? = nil) async throws {
     let process = try startInNode(
-      ["agent", "--iptables", "--host-interface=\(lab.podInterfacePrefix)+", "--host=\(host ?? lab.nodeIP)", "--port=\(agentPort)",
-       "--server-address=localhost:\(serverPort)", "--metadata-endpoint=http://169.254.169.254",
-       "--allow-route-regexp=^/latest/meta-data/placement/"] + pki.agent.arguments + extra)
+      [
+        "agent", "--iptables", "--host-interface=\(lab.podInterfacePrefix)+", "--host=\(host ?? lab.nodeIP)",
+        "--port=\(agentPort)",
+        "--server-address=localhost:\(serverPort)", "--metadata-endpoint=http://169.254.169.254",
+        "--allow-route-regexp=^/latest/meta-data/placement/",
+      ] + pki.agent.arguments + extra)
     agent = process
     guard try await waitForNode(port: agentPort) else {
       throw TestSupportError("agent did not start: \(process.standardError)")
     }
     // The rules (one per address) follow the listener; give them a moment.
-    let destinations = (host ?? lab.nodeIP).split(separator: ",").map { $0.contains(":") ? "[\($0)]:\(agentPort)" : "\($0):\(agentPort)" }
+    let destinations = (host ?? lab.nodeIP).split(separator: ",").map {
+      $0.contains(":") ? "[\($0)]:\(agentPort)" : "\($0):\(agentPort)"
+    }
     for _ in 0..<50 {
       let rules = try lab.run(onNode: "iptables -t nat -S PREROUTING; ip6tables -t nat -S PREROUTING").output
       if destinations.allSatisfy({ rules.contains("--to-destination \($0)") }) { return }
@@ -117,7 +127,11 @@ public final class NodeEnvironment: @unchecked Sendable {
   /// Waits for something to listen on 127.0.0.1:`port` in the node netns.
   public func waitForNode(port: Int) async throws -> Bool {
     for _ in 0..<200 {
-      if (try lab.run(onNode: "curl -s -o /dev/null --max-time 1 http://127.0.0.1:\(port)/ping || [ $? -ne 7 ]")).status == 0 { return true }
+      if (try lab.run(onNode: "curl -s -o /dev/null --max-time 1 http://127.0.0.1:\(port)/ping || [ $? -ne 7 ]")).status
+        == 0
+      {
+        return true
+      }
       try await Task.sleep(for: .milliseconds(100))
     }
     return false

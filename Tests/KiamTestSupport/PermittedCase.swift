@@ -19,7 +19,9 @@ public struct PermittedCase: Sendable, CustomStringConvertible {
     .init(expression: "web", annotation: "app-web", v4: false, v4Unanchored: true, v3: true),
     .init(expression: "app-web", annotation: "app-webhook", v4: false, v4Unanchored: true, v3: true),
     .init(expression: ".*", annotation: "app-web", v4: true, v4Unanchored: true, v3: true),
-    .init(expression: "arn:aws:iam::123456789012:role/app-.*", annotation: "app-web", v4: true, v4Unanchored: true, v3: false),
+    .init(
+      expression: "arn:aws:iam::123456789012:role/app-.*", annotation: "app-web", v4: true, v4Unanchored: true,
+      v3: false),
     .init(
       expression: "arn:aws:iam::123456789012:role/app-.*", annotation: "arn:aws:iam::123456789012:role/app-web",
       v4: true, v4Unanchored: true, v3: true),
@@ -33,4 +35,3 @@ public struct PermittedCase: Sendable, CustomStringConvertible {
     .init(expression: "payments|app-.*", annotation: "app-web", v4: false, v4Unanchored: true, v3: true),
   ]
 }
-

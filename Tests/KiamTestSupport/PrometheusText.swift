@@ -20,7 +20,9 @@ public struct PrometheusText: Sendable {
         guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else {
           throw TestSupportError("line \(number + 1): bad TYPE: \(line)")
         }
-        guard types[String(parts[2])] == nil else { throw TestSupportError("line \(number + 1): duplicate TYPE \(parts[2])") }
+        guard types[String(parts[2])] == nil else {
+          throw TestSupportError("line \(number + 1): duplicate TYPE \(parts[2])")
+        }
         types[String(parts[2])] = String(parts[3])
         continue
       }
@@ -28,7 +30,9 @@ public struct PrometheusText: Sendable {
       let sample = try Self.parseSample(line, number: number + 1)
       let family = types.keys.first { sample.name == $0 || sample.name.hasPrefix($0 + "_") }
       guard family != nil else { throw TestSupportError("line \(number + 1): sample \(sample.name) has no TYPE") }
-      let key = sample.name + "{" + sample.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "}"
+      let key =
+        sample.name + "{"
+        + sample.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "}"
       guard seen.insert(key).inserted else { throw TestSupportError("line \(number + 1): duplicate series \(key)") }
       samples.append(sample)
     }

@@ -6,7 +6,9 @@ public enum PythonGRPCClient {
   /// Whether python3 with grpcio and grpcio-tools is here; prints why not once.
   public static let isAvailable = Python.canImport(
     "grpc, grpc_tools",
-    otherwise: "python3 grpcio/grpcio-tools missing (make test installs them into .build/venv and puts it on PATH); skipping Python client tests")
+    otherwise:
+      "python3 grpcio/grpcio-tools missing (make test installs them into .build/venv and puts it on PATH); skipping Python client tests"
+  )
 
   /// Runs the client: `ADDRESS CA CERT KEY SERVER_NAME CALL...` (see the script).
   public static func run(_ arguments: [String]) throws -> [[String: Any]] {
@@ -25,9 +27,13 @@ public enum PythonGRPCClient {
 
   /// Runs calls as the agent of `pki` against a server on 127.0.0.1:`port`.
   /// - Parameter goAgent: Make them as Go kiam's agent does (retries in a 5 s handler context).
-  public static func call(port: Int, pki: TestPKIFixture, goAgent: Bool = false, _ calls: [String]) throws -> [[String: Any]] {
+  public static func call(port: Int, pki: TestPKIFixture, goAgent: Bool = false, _ calls: [String]) throws -> [[String:
+    Any]]
+  {
     try run(
-      (goAgent ? ["--go-agent"] : []) + ["127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server"]
+      (goAgent ? ["--go-agent"] : []) + [
+        "127.0.0.1:\(port)", pki.agent.ca, pki.agent.certificate, pki.agent.key, "kiam-server",
+      ]
         + calls)
   }
 }

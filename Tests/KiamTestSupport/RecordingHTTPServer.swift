@@ -18,7 +18,9 @@ public final class RecordingHTTPServer: @unchecked Sendable {
     guard bound == 0, listen(listener, 64) == 0 else { throw TestSupportError("bind/listen: \(errno)") }
     var actual = sockaddr_in()
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &actual) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+    }
     self.listener = listener
     port = Int(UInt16(bigEndian: actual.sin_port))
     let thread = Thread { [self] in
@@ -70,7 +72,8 @@ public final class RecordingHTTPServer: @unchecked Sendable {
 
   private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
     guard haystack.count >= needle.count else { return nil }
-    for index in 0...(haystack.count - needle.count) where haystack[index..<(index + needle.count)].elementsEqual(needle) {
+    for index in 0...(haystack.count - needle.count)
+    where haystack[index..<(index + needle.count)].elementsEqual(needle) {
       return index
     }
     return nil

@@ -49,7 +49,8 @@ public final class SDKClient: @unchecked Sendable {
       switch self {
       case .goV1, .goV2: return [try SDKClient.buildGo(self)]
       case .ruby: return [SDKClient.which("ruby") ?? "/usr/bin/ruby", "\(root)/scripts/test/sdk/ruby/client.rb"]
-      case .botocore: return [SDKClient.which("python3") ?? "/usr/bin/python3", "\(root)/scripts/test/botocore_client.py", "loop"]
+      case .botocore:
+        return [SDKClient.which("python3") ?? "/usr/bin/python3", "\(root)/scripts/test/botocore_client.py", "loop"]
       }
     }
   }
@@ -77,7 +78,8 @@ public final class SDKClient: @unchecked Sendable {
   public convenience init(replaying sdk: String, prefix: [String] = []) throws {
     let python = SDKClient.which("python3") ?? "/usr/bin/python3"
     try self.init(
-      name: "\(sdk) (replayed)", command: [python, "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/imds_replay.py", sdk],
+      name: "\(sdk) (replayed)",
+      command: [python, "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/imds_replay.py", sdk],
       prefix: prefix, environment: [:])
   }
 
@@ -87,7 +89,8 @@ public final class SDKClient: @unchecked Sendable {
   /// What the fixture says `sdk` sends in `scenario` (`first`, `refresh`, `no_role`,
   /// `role_added`), `{role}` replaced by `role`.
   public static func replaySequence(_ sdk: String, _ scenario: String, role: String) throws -> [String] {
-    let data = try Data(contentsOf: URL(fileURLWithPath: "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/sdks.json"))
+    let data = try Data(
+      contentsOf: URL(fileURLWithPath: "\(KiamProcess.packageRoot)/scripts/test/sdk/replay/sdks.json"))
     let fixture = try JSONSerialization.jsonObject(with: data) as? [String: Any]
     guard let sequences = (fixture?[sdk] as? [String: Any])?["sequences"] as? [String: [String]],
       let sequence = sequences[scenario]

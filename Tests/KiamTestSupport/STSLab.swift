@@ -12,7 +12,9 @@ public final class STSLab: Sendable {
   /// Whether python3 with moto is available; prints why not when it isn't.
   public static let isAvailable = Python.canImport(
     "moto.moto_server.werkzeug_app, boto3",
-    otherwise: "python3 with moto[server] and boto3 is missing (make test installs them into .build/venv and puts it on PATH); skipping STS tests")
+    otherwise:
+      "python3 with moto[server] and boto3 is missing (make test installs them into .build/venv and puts it on PATH); skipping STS tests"
+  )
 
   public var endpoint: String { "\(tls ? "https" : "http")://\(urlHost):\(port)" }
   /// ``host`` as a URL writes it (IPv6 literals in brackets).
@@ -46,8 +48,16 @@ public final class STSLab: Sendable {
       let clock = ContinuousClock()
       let deadline = clock.now + .seconds(30)
       while clock.now < deadline {
-        if (try? Shell.run("ip netns exec \(namespace!) sh -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null"))?.status == 0 { break }
-        if (try? Shell.run("ip netns exec \(namespace!) curl -s -o /dev/null http://\(urlHost):\(port)/_lab/stats"))?.status == 0 { break }
+        if (try? Shell.run("ip netns exec \(namespace!) sh -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null"))?.status
+          == 0
+        {
+          break
+        }
+        if (try? Shell.run("ip netns exec \(namespace!) curl -s -o /dev/null http://\(urlHost):\(port)/_lab/stats"))?
+          .status == 0
+        {
+          break
+        }
         try await Task.sleep(for: .milliseconds(100))
       }
     }
@@ -65,14 +75,17 @@ public final class STSLab: Sendable {
 
   /// Sets AssumeRole faults, e.g. `["latency_ms": "300", "throttle_rate": "1"]`.
   public func setFaults(_ faults: [String: String]) async throws {
-    let query = faults.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.value)" }
-      .joined(separator: "&")
+    let query = faults.map {
+      "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.value)"
+    }
+    .joined(separator: "&")
     _ = try await post("/_lab/faults?\(query)")
   }
 
   public func clearFaults() async throws {
     try await setFaults([
-      "latency_ms": "0", "throttle_rate": "0", "error_rate": "0", "reset_rate": "0", "deny_role": "", "iam_info_status": "200",
+      "latency_ms": "0", "throttle_rate": "0", "error_rate": "0", "reset_rate": "0", "deny_role": "",
+      "iam_info_status": "200",
       "throttle_next": "0",
     ])
   }
@@ -126,5 +139,5 @@ public final class STSLab: Sendable {
 }
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+  import FoundationNetworking
 #endif

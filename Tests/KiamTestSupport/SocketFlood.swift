@@ -30,7 +30,9 @@ public final class SocketFlood: @unchecked Sendable {
   ///     system's choice.
   ///   - namespace: A network namespace (`ip netns` name) the connections are made in: a pod's.
   ///   - count: How many connections to keep open at once.
-  public init(host: String = "127.0.0.1", port: Int, source: String? = nil, namespace: String? = nil, count: Int, mode: Mode) {
+  public init(
+    host: String = "127.0.0.1", port: Int, source: String? = nil, namespace: String? = nil, count: Int, mode: Mode
+  ) {
     self.host = host
     self.port = port
     self.source = source
@@ -99,7 +101,9 @@ public final class SocketFlood: @unchecked Sendable {
         let now = Date()
         for index in connections.indices where now.timeIntervalSince(connections[index].lastSend) >= 1 {
           let byte = request[connections[index].sent % request.count]
-          _ = withUnsafeBytes(of: byte) { send(connections[index].fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+          _ = withUnsafeBytes(of: byte) {
+            send(connections[index].fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+          }
           connections[index].sent += 1
           connections[index].lastSend = now
         }
@@ -111,7 +115,9 @@ public final class SocketFlood: @unchecked Sendable {
       alive.reserveCapacity(connections.count)
       for (index, connection) in connections.enumerated() {
         if descriptors[index].revents != 0 {
-          let read = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+          let read = buffer.withUnsafeMutableBytes {
+            recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+          }
           if read == 0 || (read < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             close(connection.fd)
             closedByServer.add(1, ordering: .relaxed)

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 public import KiamShared
 public import Logging
-import Foundation
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -43,10 +43,10 @@ public struct AgentApplication: Sendable {
       resolvers: resolvers)
     let grpcClient = GRPCClient(transport: transport)
     var server = KiamServerClient(
-      client: Kiam_KiamService.Client(wrapping: grpcClient), metrics: metrics, tokenFile: configuration.nodeIdentityTokenFile)
+      client: Kiam_KiamService.Client(wrapping: grpcClient), metrics: metrics,
+      tokenFile: configuration.nodeIdentityTokenFile)
     server.tls = store
     server.address = "\(configuration.serverAddress)"
-
 
     var httpConfiguration = HTTPClient.Configuration()
     httpConfiguration.timeout = .init(connect: .seconds(1), read: .seconds(2))
@@ -71,7 +71,8 @@ public struct AgentApplication: Sendable {
       settings: MetadataSettings(
         allowIPQuery: configuration.allowIPQuery, allowRoutes: allowRoutes, requireIMDSv2: configuration.requireIMDSv2,
         clock: clock),
-      cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream, work: work,
+      cache: cache, tokens: IMDSv2Tokens(store: store, host: configuration.host), server: server, upstream: upstream,
+      work: work,
       metrics: agentMetrics, metricsEndpoint: metricsEndpoint, logger: logger)
     handler.iptables = iptablesStatus
     let listener = HTTPServer(
@@ -110,7 +111,8 @@ public struct AgentApplication: Sendable {
     logger.info(
       "kiam agent starting",
       metadata: [
-        "port": "\(configuration.port)", "server": "\(configuration.serverAddress)", "version": "\(KiamVersion.current)",
+        "port": "\(configuration.port)", "server": "\(configuration.serverAddress)",
+        "version": "\(KiamVersion.current)",
         "host": "\(configuration.hosts.joined(separator: ","))",
       ])
     var failure: (any Error)?

@@ -28,7 +28,8 @@ struct CachedCredentials: Sendable {
     now: Double
   ) {
     let expiration = RFC3339.parse(credentials.expiration) ?? Int64(now)
-    let lastUpdated = credentials.lastUpdated.isEmpty ? RFC3339.format(epochSeconds: Int64(now)) : credentials.lastUpdated
+    let lastUpdated =
+      credentials.lastUpdated.isEmpty ? RFC3339.format(epochSeconds: Int64(now)) : credentials.lastUpdated
     let account = roleARN.flatMap(Self.accountID)
     document = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: nil)
     extendedDocument = Self.encode(credentials, expiration: expiration, lastUpdated: lastUpdated, accountID: account)

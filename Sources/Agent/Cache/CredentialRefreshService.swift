@@ -41,7 +41,8 @@ struct CredentialRefreshService: Service {
           do {
             try await cache.refresh(ip: ip, role: role, timeout: .seconds(5))
           } catch {
-            logger.warning("cannot refresh credentials", metadata: ["pod.ip": "\(ip)", "role": "\(role)", "error": "\(error)"])
+            logger.warning(
+              "cannot refresh credentials", metadata: ["pod.ip": "\(ip)", "role": "\(role)", "error": "\(error)"])
           }
         }
         return true

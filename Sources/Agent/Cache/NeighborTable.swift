@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// Reads the node's IPv4 neighbor (ARP) table, `/proc/net/arp`, to tell pods apart locally:

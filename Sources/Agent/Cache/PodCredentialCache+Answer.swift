@@ -50,7 +50,9 @@ extension PodCredentialCache {
   ///    pod are served, else fetched (`GetPodCredentials`) and stored;
   /// 4. a server that does not answer: the same pod's last identity or still-valid credentials.
   /// - Parameter connectionPod: The pod checked earlier on the request's connection, if any.
-  func answer(_ question: Question, ip: String, connectionPod: String?, deadline: ContinuousClock.Instant) async -> Answer {
+  func answer(_ question: Question, ip: String, connectionPod: String?, deadline: ContinuousClock.Instant) async
+    -> Answer
+  {
     switch question {
     case .roleName:
       return await roleName(ip: ip, deadline: deadline)
@@ -139,11 +141,14 @@ extension PodCredentialCache {
   // MARK: Asking who the caller is
 
   /// Asks the server who `ip` is before `deadline` (one lookup per IP at a time).
-  private func lookupIdentity(ip: String, deadline: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
+  private func lookupIdentity(ip: String, deadline: ContinuousClock.Instant) async -> Result<
+    PodIdentity, ServerCallError
+  > {
     await lookups.lookup(ip: ip) { await self.askIdentity(ip: ip, deadline: deadline) }
   }
 
-  private func askIdentity(ip: String, deadline: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError> {
+  private func askIdentity(ip: String, deadline: ContinuousClock.Instant) async -> Result<PodIdentity, ServerCallError>
+  {
     var last = ServerCallError(code: .deadlineExceeded, message: "context deadline exceeded")
     attempts: while deadline - .now > .milliseconds(20) {
       let attempt = ContinuousClock.now

@@ -21,7 +21,8 @@ extension PodCredentialCache {
   )? {
     if let connectionPod {
       let now = Self.monotonic()
-      if let known = memo, known.generation == generation.load(ordering: .acquiring), known.ip == ip, known.role == role,
+      if let known = memo, known.generation == generation.load(ordering: .acquiring), known.ip == ip,
+        known.role == role,
         known.identity.connectionKey == connectionPod, now - known.serverConfirmedAt < connectionTrust,
         known.credentials.remaining(now: wallNow) >= known.credentials.serveFloor
       {
@@ -31,14 +32,16 @@ extension PodCredentialCache {
         }
         return (known.identity, known.credentials)
       }
-      if let made = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, now: now) {
+      if let made = connectionCredentials(ip: ip, role: role, wallNow: wallNow, connectionPod: connectionPod, now: now)
+      {
         memo = made
         return (made.identity, made.credentials)
       }
     }
     guard let identity = trustedIdentity(ip: ip, connectionPod: connectionPod) else { return nil }
     return entries.withLock { entries in
-      guard let entry = entries[ip], entry.identity == identity, let cached = entry.servable(role: role, wallNow: wallNow)
+      guard let entry = entries[ip], entry.identity == identity,
+        let cached = entry.servable(role: role, wallNow: wallNow)
       else { return nil }
       return (identity, cached)
     }
@@ -54,7 +57,9 @@ extension PodCredentialCache {
   /// ``trustedIdentity(ip:connectionPod:)`` followed by the credentials lookup, under one lock
   /// and without copying the entry, as a memo for the connection's next requests. Nil when
   /// anything else applies (the caller then takes the general path).
-  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String, now: Double) -> WarmMemo? {
+  private func connectionCredentials(ip: String, role: String, wallNow: Double, connectionPod: String, now: Double)
+    -> WarmMemo?
+  {
     entries.withLock { entries in
       guard let index = entries.index(forKey: ip) else { return nil }
       let entry = entries.values[index]
@@ -64,7 +69,8 @@ extension PodCredentialCache {
       entries.values[index].lastUsed = now
       // Every change that could decide an answer bumps the generation under this lock.
       return WarmMemo(
-        ip: ip, role: role, generation: generation.load(ordering: .relaxed), identity: entry.identity, credentials: cached,
+        ip: ip, role: role, generation: generation.load(ordering: .relaxed), identity: entry.identity,
+        credentials: cached,
         serverConfirmedAt: entry.serverConfirmedAt, touchedAt: now)
     }
   }

@@ -71,8 +71,10 @@ final class PodCredentialCache: Sendable {
   let touchInterval: Double
 
   init(
-    source: any PodCredentialSource, clock: WallClock = .system, neighbors: NeighborTable = NeighborTable(), identityMaxAge: Duration = .seconds(1),
-    connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30), evictAfter: Duration = .seconds(7200),
+    source: any PodCredentialSource, clock: WallClock = .system, neighbors: NeighborTable = NeighborTable(),
+    identityMaxAge: Duration = .seconds(1),
+    connectionTrust: Duration = .seconds(300), conflictLimit: Duration = .seconds(30),
+    evictAfter: Duration = .seconds(7200),
     touchInterval: Duration = .seconds(60)
   ) {
     self.source = source
@@ -125,7 +127,8 @@ final class PodCredentialCache: Sendable {
   /// Credentials for an outage: still valid for a minute and the caller not shown to be a new pod.
   func outageCredentials(ip: String, role: String, wallNow: Double) -> CachedCredentials? {
     let entry = entries.withLock { $0[ip] }
-    guard let entry, entry.conflictSince == nil, let cached = entry.credentials[role], cached.remaining(now: wallNow) > 60
+    guard let entry, entry.conflictSince == nil, let cached = entry.credentials[role],
+      cached.remaining(now: wallNow) > 60
     else { return nil }
     let current = neighbors.link(for: ip)
     if let known = entry.link, let current, known != current { return nil }
@@ -178,11 +181,14 @@ final class PodCredentialCache: Sendable {
     change { entries in
       var entry =
         entries[ip]
-        ?? Entry(identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
+        ?? Entry(
+          identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link,
+          lastUsed: now)
       if !podUID.isEmpty, !entry.identity.uid.isEmpty, entry.identity.uid != podUID {
         // A different pod: forget the previous one's credentials.
         entry = Entry(
-          identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link, lastUsed: now)
+          identity: PodIdentity(role: role, uid: podUID), serverConfirmedAt: now, confirmedAt: now, link: link,
+          lastUsed: now)
       }
       guard entry.conflictSince == nil else { return }
       if !podUID.isEmpty { entry.identity.uid = podUID }

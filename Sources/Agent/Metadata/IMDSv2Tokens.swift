@@ -99,14 +99,18 @@ final class IMDSv2Tokens: Sendable {
 
   func check(_ token: String, ip: String, now: Int64) -> Check {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 3, parts[0] == "kiam1", let payload = Self.unbase64url(parts[1]), let mac = Self.unbase64url(parts[2])
+    guard parts.count == 3, parts[0] == "kiam1", let payload = Self.unbase64url(parts[1]),
+      let mac = Self.unbase64url(parts[2])
     else { return .invalid }
     let (key, previous) = current(now: now)
-    guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: key)
-      || previous.map({ HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: $0) }) == true
+    guard
+      HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: key)
+        || previous.map({ HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: payload, using: $0) }) == true
     else { return .invalid }
     let text = String(decoding: payload, as: UTF8.self)
-    guard let bar = text.lastIndex(of: "|"), let expiry = Int64(text[text.index(after: bar)...]) else { return .invalid }
+    guard let bar = text.lastIndex(of: "|"), let expiry = Int64(text[text.index(after: bar)...]) else {
+      return .invalid
+    }
     guard text[..<bar] == ip else { return .wrongCaller }
     return expiry > now ? .valid : .expired
   }

@@ -59,7 +59,9 @@ struct MetadataHandler: HTTPRequestHandler {
       let (verified, kept) = request.connection.remembered
       let remembered = verified == nil ? nil : kept as? WarmMemo
       var memo = remembered
-      if let warm = cache.warmCredentials(ip: ip, role: role, wallNow: settings.clock.nowPrecise(), connectionPod: verified, memo: &memo) {
+      if let warm = cache.warmCredentials(
+        ip: ip, role: role, wallNow: settings.clock.nowPrecise(), connectionPod: verified, memo: &memo)
+      {
         if verified != warm.identity.connectionKey { request.connection.verified = warm.identity.connectionKey }
         if memo !== remembered { request.connection.memo = memo }
         return .immediate(record("credentials", started, credentialsResponse(warm.credentials, extended: extended)))
@@ -68,14 +70,19 @@ struct MetadataHandler: HTTPRequestHandler {
         .credentials(role: role), ip: ip, request: request, extended: extended, started: started, eventLoop: eventLoop)
     case .forbiddenCredentials:
       return .immediate(
-        record("proxy", started, .error(.notFound, "credentials and token paths are never passed to the node's metadata service")))
+        record(
+          "proxy", started,
+          .error(.notFound, "credentials and token paths are never passed to the node's metadata service")))
     case .malformed(let problem):
       return .immediate(record("proxy", started, .error(.badRequest, "bad request target: \(problem)")))
     case .other(let path):
       guard settings.allowRoutes.matches(path) else {
         metrics.metrics.proxyRequestsBlocked.increment()
         return .immediate(
-          record("proxy", started, .error(.notFound, "request blocked by allow-route-regexp \(JSON.quote(settings.allowRoutes.pattern)): \(path)")))
+          record(
+            "proxy", started,
+            .error(
+              .notFound, "request blocked by allow-route-regexp \(JSON.quote(settings.allowRoutes.pattern)): \(path)")))
       }
       // The bytes the allow-list checked, encoded again: never the raw target.
       let target = PercentEncoding.encodePath(path) + (request.query.map { "?" + $0 } ?? "")
@@ -250,7 +257,8 @@ struct MetadataHandler: HTTPRequestHandler {
     if deep {
       switch iptables?.current {
       case .pending?: return .error(.serviceUnavailable, "not ready: the iptables rule is not in place yet")
-      case .failed(let error)?: return .error(.serviceUnavailable, "not ready: the iptables rule is not in place: \(error)")
+      case .failed(let error)?:
+        return .error(.serviceUnavailable, "not ready: the iptables rule is not in place: \(error)")
       case .inPlace?, nil: break
       }
       do {
@@ -288,7 +296,8 @@ struct MetadataHandler: HTTPRequestHandler {
       headers.add(name: name, value: value)
     }
     do {
-      let answer = try await upstream.send(method: request.method, pathAndQuery: target, headers: headers, body: request.body)
+      let answer = try await upstream.send(
+        method: request.method, pathAndQuery: target, headers: headers, body: request.body)
       var responseHeaders = HTTPHeaders()
       for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) {
         responseHeaders.add(name: name, value: value)

@@ -48,7 +48,9 @@ enum MetadataRoute: Equatable {
       var extended = false
       if bytes[index] == UInt8(ascii: "-") {
         let suffix = "-extended".utf8
-        guard bytes.count > index + suffix.count, bytes[index..<(index + suffix.count)].elementsEqual(suffix) else { return nil }
+        guard bytes.count > index + suffix.count, bytes[index..<(index + suffix.count)].elementsEqual(suffix) else {
+          return nil
+        }
         index += suffix.count
         extended = true
       }
@@ -62,8 +64,10 @@ enum MetadataRoute: Equatable {
       for byte in bytes[index..<end] {
         // IAM role names: letters, digits and +=,.@_- (no slash, no escapes, no query).
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-          UInt8(ascii: "+"), UInt8(ascii: "="), UInt8(ascii: ","), UInt8(ascii: "@"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+          UInt8(ascii: "0")...UInt8(ascii: "9"),
+          UInt8(ascii: "+"), UInt8(ascii: "="), UInt8(ascii: ","), UInt8(ascii: "@"), UInt8(ascii: "_"),
+          UInt8(ascii: "-"):
           onlyDots = false
         case UInt8(ascii: "."):
           continue

@@ -60,7 +60,8 @@ struct AgentMetrics: Sendable {
         labels: [("reason", reason)]
       ).increment()
     case .replaced:
-      agentCounter("connections_replaced", help: "Idle connections closed to make room for a new one from the same pod").increment()
+      agentCounter("connections_replaced", help: "Idle connections closed to make room for a new one from the same pod")
+        .increment()
     }
   }
 

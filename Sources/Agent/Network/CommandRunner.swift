@@ -101,7 +101,9 @@ enum CommandRunner {
     _ out: Int32, _ err: Int32, until deadline: ContinuousClock.Instant?, expire: () -> Void
   ) -> ([UInt8], [UInt8]) {
     var collected: [[UInt8]] = [[], []]
-    var descriptors = [pollfd(fd: out, events: Int16(POLLIN), revents: 0), pollfd(fd: err, events: Int16(POLLIN), revents: 0)]
+    var descriptors = [
+      pollfd(fd: out, events: Int16(POLLIN), revents: 0), pollfd(fd: err, events: Int16(POLLIN), revents: 0),
+    ]
     var buffer = [UInt8](repeating: 0, count: 16 * 1024)
     var open = 2
     var expired = false

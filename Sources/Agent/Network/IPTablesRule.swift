@@ -32,7 +32,8 @@ struct IPTablesRule: Sendable, Equatable {
   /// The rule limiting how fast one pod opens connections to the agent (same family and interface).
   func connectionRateLimit(perSecond: Int, burst: Int) -> IPTablesRule {
     IPTablesRule(
-      family: family, purpose: .connectionRate(perSecond: perSecond, burst: burst), interface: interface, host: host, port: port)
+      family: family, purpose: .connectionRate(perSecond: perSecond, burst: burst), interface: interface, host: host,
+      port: port)
   }
 
   var binary: String { family == .ipv4 ? "iptables" : "ip6tables" }
@@ -92,7 +93,8 @@ struct IPTablesRule: Sendable, Equatable {
     return listing.split(whereSeparator: \.isNewline).compactMap { line -> [String]? in
       let words = Self.shellWords(String(line))
       guard words.count > 2, words[0] == "-A", words[1] == chain, words.contains(comment) else { return nil }
-      return Self.keyOptions(Array(words.dropFirst(2))) == mine ? nil : ["-w", "5", "-t", table, "-D"] + words.dropFirst()
+      return Self.keyOptions(Array(words.dropFirst(2))) == mine
+        ? nil : ["-w", "5", "-t", table, "-D"] + words.dropFirst()
     }
   }
 

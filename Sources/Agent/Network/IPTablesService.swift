@@ -24,11 +24,14 @@ struct IPTablesService: Service {
 
   /// A failure to manage the rule.
   static func failure(_ rule: IPTablesRule, _ output: CommandRunner.Output) -> KiamError {
-    let detail = (output.standardError + output.standardOutput).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+    let detail =
+      (output.standardError + output.standardOutput).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
     if output.status == 4 || detail.contains("Permission denied") || detail.contains("you must be root") {
       return KiamError(
         code: .invalidConfiguration,
-        message: "\(rule.binary): permission denied: the agent needs the NET_ADMIN capability (and /run/xtables.lock mounted) for --iptables (\(detail))")
+        message:
+          "\(rule.binary): permission denied: the agent needs the NET_ADMIN capability (and /run/xtables.lock mounted) for --iptables (\(detail))"
+      )
     }
     return KiamError(code: .internal, message: "\(rule.binary) failed with status \(output.status): \(detail)")
   }
@@ -55,7 +58,8 @@ struct IPTablesService: Service {
         if let binary = binaries[rule.family] { await delete(rule, binary: binary) }
       }
     } else {
-      logger.info("leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
+      logger.info(
+        "leaving the iptables rule in place (--no-iptables-remove): pods get no metadata until the agent is back")
     }
   }
 
@@ -133,7 +137,9 @@ struct IPTablesService: Service {
   }
 
   private static func notFound(_ name: String) -> KiamError {
-    KiamError(code: .invalidConfiguration, message: "\(name) not found: install it in the agent image or run the agent without --iptables")
+    KiamError(
+      code: .invalidConfiguration,
+      message: "\(name) not found: install it in the agent image or run the agent without --iptables")
   }
 
   /// The program for `rule`'s family, or the error that it is not installed.
@@ -179,14 +185,16 @@ struct IPTablesService: Service {
           namespace: "kiam", subsystem: "agent", metricName: "iptables_restored", unitName: "total",
           helpText: "Times the DNAT rule was found missing and put back")
       ).increment()
-      logger.warning("iptables rule was missing, restored it", metadata: ["rule": "\(rule.specification.joined(separator: " "))"])
+      logger.warning(
+        "iptables rule was missing, restored it", metadata: ["rule": "\(rule.specification.joined(separator: " "))"])
     }
   }
 
   /// Deletes rules of ours with other parameters (see ``IPTablesRule/staleDeleteArguments(in:)``).
   /// - Returns: Whether anything was deleted.
   private func removeStale(_ rule: IPTablesRule, binary: String) async -> Bool {
-    guard let listing = try? await CommandRunner.run(binary, rule.listArguments, timeout: .seconds(5)), listing.status == 0
+    guard let listing = try? await CommandRunner.run(binary, rule.listArguments, timeout: .seconds(5)),
+      listing.status == 0
     else { return false }
     let stale = rule.staleDeleteArguments(in: listing.standardOutput)
     for arguments in stale {
@@ -210,7 +218,8 @@ struct IPTablesService: Service {
         // Already gone is fine.
         let check = try await CommandRunner.run(binary, rule.checkArguments)
         if check.status != 0 { return }
-        logger.warning("cannot remove iptables rule", metadata: ["attempt": "\(attempt)", "error": "\(output.standardError)"])
+        logger.warning(
+          "cannot remove iptables rule", metadata: ["attempt": "\(attempt)", "error": "\(output.standardError)"])
       } catch {
         logger.warning("cannot remove iptables rule", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
       }

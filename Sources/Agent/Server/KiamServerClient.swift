@@ -68,7 +68,8 @@ struct KiamServerClient: Sendable {
 
   func podRole(ip: String, timeout: Duration) async throws(ServerCallError) -> PodIdentity {
     try await call("GetPodRole", timeout: timeout) { options, metadata in
-      try await client.getPodRole(Kiam_GetPodRoleRequest.with { $0.ip = ip }, metadata: metadata, options: options) { response in
+      try await client.getPodRole(Kiam_GetPodRoleRequest.with { $0.ip = ip }, metadata: metadata, options: options) {
+        response in
         let message = try response.message
         return PodIdentity(role: message.name, uid: response.metadata.first(PodMetadataKeys.uid) ?? "")
       }

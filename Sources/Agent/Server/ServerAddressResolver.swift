@@ -5,7 +5,7 @@ import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// A `--server-address` resolved through DNS to every server (a headless Service), one endpoint
@@ -118,7 +118,9 @@ struct ServerAddressResolutions: AsyncSequence, Sendable {
           inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
           out.insert(String(cString: buffer))
         } else if entry.pointee.ai_family == AF_INET6 {
-          var addr = entry.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+          var addr = entry.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+            $0.pointee.sin6_addr
+          }
           inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
           out.insert(String(cString: buffer))
         }

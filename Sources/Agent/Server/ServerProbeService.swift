@@ -33,7 +33,9 @@ struct ServerProbeService: Service {
         if !confirmed {
           confirmed = true
           let cause = if case .unreachable(_, let cause) = reachability.current { cause } else { "" }
-          logger.warning("no kiam server answers: serving pods from the cache and probing the servers", metadata: ["cause": "\(cause)"])
+          logger.warning(
+            "no kiam server answers: serving pods from the cache and probing the servers",
+            metadata: ["cause": "\(cause)"])
         }
         try await Task.sleep(for: interval)
       }

@@ -24,7 +24,9 @@ final class WorkQueue: Service, Sendable {
   }
 
   /// Runs `work` in the queue; its response completes the returned future on `eventLoop`.
-  func submit(on eventLoop: any EventLoop, _ work: @escaping @Sendable () async -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
+  func submit(on eventLoop: any EventLoop, _ work: @escaping @Sendable () async -> HTTPResponse) -> EventLoopFuture<
+    HTTPResponse
+  > {
     let promise = eventLoop.makePromise(of: HTTPResponse.self)
     if pending.wrappingAdd(1, ordering: .relaxed).newValue > limit {
       pending.wrappingSubtract(1, ordering: .relaxed)

@@ -14,5 +14,7 @@ public struct AWSAccessKey: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// Never prints the secret or token.
-  public var description: String { "AWSAccessKey(\(accessKeyID), expires: \(expiration.map { "\(Int64($0))" } ?? "never"))" }
+  public var description: String {
+    "AWSAccessKey(\(accessKeyID), expires: \(expiration.map { "\(Int64($0))" } ?? "never"))"
+  }
 }

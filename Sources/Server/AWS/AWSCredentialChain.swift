@@ -16,7 +16,8 @@ import NIOHTTP1
 /// Expiring credentials are refreshed five minutes before they expire.
 enum AWSCredentialChain {
   static func resolve(
-    environment env: [String: String], http: HTTPClient, sts: STSClient, metadata: InstanceMetadataClient, logger: Logger
+    environment env: [String: String], http: HTTPClient, sts: STSClient, metadata: InstanceMetadataClient,
+    logger: Logger
   ) throws -> any AWSCredentialProvider {
     if let id = env["AWS_ACCESS_KEY_ID"], !id.isEmpty, let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty {
       let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -26,14 +27,17 @@ enum AWSCredentialChain {
     if let profile = try SharedProfile.load(environment: env) {
       return StaticCredentialProvider(name: "shared profile \(profile.name)", key: profile.key)
     }
-    if let roleARN = env["AWS_ROLE_ARN"], !roleARN.isEmpty, let tokenFile = env["AWS_WEB_IDENTITY_TOKEN_FILE"], !tokenFile.isEmpty {
+    if let roleARN = env["AWS_ROLE_ARN"], !roleARN.isEmpty, let tokenFile = env["AWS_WEB_IDENTITY_TOKEN_FILE"],
+      !tokenFile.isEmpty
+    {
       let session = env["AWS_ROLE_SESSION_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "kiam-server"
       return RefreshingCredentialProvider(name: "web identity \(roleARN)") {
         let token: String
         do {
           token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         } catch {
-          throw KiamError(code: .invalidConfiguration, message: "AWS_WEB_IDENTITY_TOKEN_FILE \(tokenFile): cannot read", cause: error)
+          throw KiamError(
+            code: .invalidConfiguration, message: "AWS_WEB_IDENTITY_TOKEN_FILE \(tokenFile): cannot read", cause: error)
         }
         return try await sts.assumeRoleWithWebIdentity(
           roleARN: roleARN, sessionName: session, webIdentityToken: token, durationSeconds: 3600
@@ -48,7 +52,9 @@ enum AWSCredentialChain {
     if env["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" {
       throw KiamError(
         code: .invalidConfiguration,
-        message: "no AWS credentials: no environment keys, profile, web identity or container credentials, and AWS_EC2_METADATA_DISABLED=true")
+        message:
+          "no AWS credentials: no environment keys, profile, web identity or container credentials, and AWS_EC2_METADATA_DISABLED=true"
+      )
     }
     return RefreshingCredentialProvider(name: "instance metadata \(metadata.endpoint)") {
       try await instanceCredentials(metadata)
@@ -71,7 +77,9 @@ enum AWSCredentialChain {
     let Code: String?
   }
 
-  static func containerCredentials(url: String, environment env: [String: String], http: HTTPClient) async throws -> AWSAccessKey {
+  static func containerCredentials(url: String, environment env: [String: String], http: HTTPClient) async throws
+    -> AWSAccessKey
+  {
     var request = HTTPClientRequest(url: url)
     request.headers.add(name: "Accept", value: "application/json")
     var authorization = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
@@ -88,7 +96,9 @@ enum AWSCredentialChain {
       throw KiamError(code: .upstream, message: "container credentials \(url)", cause: error)
     }
     guard response.status == .ok else {
-      throw KiamError(code: .upstream, message: "container credentials \(url): HTTP \(response.status.code) \(String(buffer: body).prefix(200))")
+      throw KiamError(
+        code: .upstream,
+        message: "container credentials \(url): HTTP \(response.status.code) \(String(buffer: body).prefix(200))")
     }
     return try decodeDocument(Data(String(buffer: body).utf8), source: url)
   }
@@ -96,7 +106,9 @@ enum AWSCredentialChain {
   static func instanceCredentials(_ metadata: InstanceMetadataClient) async throws -> AWSAccessKey {
     let listing = try await metadata.get("/latest/meta-data/iam/security-credentials/")
     guard let role = listing.split(whereSeparator: \.isNewline).first.map(String.init), !role.isEmpty else {
-      throw KiamError(code: .upstream, message: "\(metadata.endpoint)/latest/meta-data/iam/security-credentials/: no instance profile role")
+      throw KiamError(
+        code: .upstream,
+        message: "\(metadata.endpoint)/latest/meta-data/iam/security-credentials/: no instance profile role")
     }
     let document = try await metadata.get("/latest/meta-data/iam/security-credentials/\(role)")
     return try decodeDocument(Data(document.utf8), source: "\(metadata.endpoint) instance profile \(role)")
@@ -142,12 +154,14 @@ struct SharedProfile {
       if explicit != nil {
         throw KiamError(
           code: .invalidConfiguration,
-          message: "AWS_PROFILE \(name): no aws_access_key_id/aws_secret_access_key in \(credentialsFile) or \(configFile)")
+          message:
+            "AWS_PROFILE \(name): no aws_access_key_id/aws_secret_access_key in \(credentialsFile) or \(configFile)")
       }
       return nil
     }
     return SharedProfile(
-      name: name, key: AWSAccessKey(accessKeyID: id, secretAccessKey: secret, sessionToken: values["aws_session_token"]))
+      name: name, key: AWSAccessKey(accessKeyID: id, secretAccessKey: secret, sessionToken: values["aws_session_token"])
+    )
   }
 
   /// Sections of an INI file: `[name]` → key/value pairs (`#`/`;` comments).

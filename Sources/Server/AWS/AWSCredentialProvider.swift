@@ -29,7 +29,9 @@ final class RefreshingCredentialProvider: AWSCredentialProvider {
   }
   private let state = Mutex(State())
 
-  init(name: String, refreshBefore: Duration = .seconds(300), fetch: @escaping @Sendable () async throws -> AWSAccessKey) {
+  init(
+    name: String, refreshBefore: Duration = .seconds(300), fetch: @escaping @Sendable () async throws -> AWSAccessKey
+  ) {
     self.name = name
     self.fetch = fetch
     self.refreshBefore = refreshBefore.seconds

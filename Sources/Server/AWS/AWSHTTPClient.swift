@@ -18,12 +18,14 @@ enum AWSHTTPClient {
         do {
           certificates = try NIOSSLCertificate.fromPEMFile(bundle)
         } catch {
-          throw KiamError(code: .invalidConfiguration, message: "AWS_CA_BUNDLE \(bundle): cannot read CA bundle", cause: error)
+          throw KiamError(
+            code: .invalidConfiguration, message: "AWS_CA_BUNDLE \(bundle): cannot read CA bundle", cause: error)
         }
         guard !certificates.isEmpty else {
           throw KiamError(code: .invalidConfiguration, message: "AWS_CA_BUNDLE \(bundle): no certificate in the file")
         }
-        return Trust(roots: .certificates(certificates), summary: "AWS_CA_BUNDLE \(bundle) (\(certificates.count) certificates)")
+        return Trust(
+          roots: .certificates(certificates), summary: "AWS_CA_BUNDLE \(bundle) (\(certificates.count) certificates)")
       }
       return Trust(roots: system.trustRoots, summary: system.summary)
     }

@@ -17,11 +17,13 @@ enum BaseARNDetector {
     do {
       info = try JSONDecoder().decode(IAMInfo.self, from: Data(body.utf8))
     } catch {
-      throw KiamError(code: .upstream, message: "\(metadata.endpoint)/latest/meta-data/iam/info: not JSON", cause: error)
+      throw KiamError(
+        code: .upstream, message: "\(metadata.endpoint)/latest/meta-data/iam/info: not JSON", cause: error)
     }
     guard info.Code == nil || info.Code == "Success", let arn = info.InstanceProfileArn else {
       throw KiamError(
-        code: .upstream, message: "\(metadata.endpoint)/latest/meta-data/iam/info: no InstanceProfileArn (Code \(info.Code ?? "?"))")
+        code: .upstream,
+        message: "\(metadata.endpoint)/latest/meta-data/iam/info: no InstanceProfileArn (Code \(info.Code ?? "?"))")
     }
     return try RoleARNResolver.baseARN(fromInstanceProfileARN: arn)
   }
@@ -40,7 +42,8 @@ enum BaseARNDetector {
         if clock.now + delay > deadline {
           throw KiamError(
             code: .upstream,
-            message: "cannot detect the role base ARN (--role-base-arn-autodetect) from \(metadata.endpoint)/latest/meta-data/iam/info after \(GoDuration.format(timeout)); set --role-base-arn instead",
+            message:
+              "cannot detect the role base ARN (--role-base-arn-autodetect) from \(metadata.endpoint)/latest/meta-data/iam/info after \(GoDuration.format(timeout)); set --role-base-arn instead",
             cause: error)
         }
         logger.warning(

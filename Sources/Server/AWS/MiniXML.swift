@@ -68,7 +68,8 @@ struct MiniXML {
       case "quot": out += "\""
       case "apos": out += "'"
       default:
-        if entity.hasPrefix("#x"), let code = UInt32(entity.dropFirst(2), radix: 16), let scalar = Unicode.Scalar(code) {
+        if entity.hasPrefix("#x"), let code = UInt32(entity.dropFirst(2), radix: 16), let scalar = Unicode.Scalar(code)
+        {
           out.unicodeScalars.append(scalar)
         } else if entity.hasPrefix("#"), let code = UInt32(entity.dropFirst()), let scalar = Unicode.Scalar(code) {
           out.unicodeScalars.append(scalar)

@@ -22,7 +22,10 @@ public final class STSClient: Sendable {
   private let attemptTimeout: Duration
   private let maxAttempts: Int
 
-  init(endpoint: STSEndpoint, http: HTTPClient, logger: Logger, attemptTimeout: Duration = .seconds(5), maxAttempts: Int = 3) {
+  init(
+    endpoint: STSEndpoint, http: HTTPClient, logger: Logger, attemptTimeout: Duration = .seconds(5),
+    maxAttempts: Int = 3
+  ) {
     self.endpoint = endpoint
     self.http = http
     self.logger = logger
@@ -75,7 +78,8 @@ public final class STSClient: Sendable {
       throw STSError(code: "MalformedResponse", message: "\(result) without complete Credentials", statusCode: 200)
     }
     return STSCredentials(
-      key: AWSAccessKey(accessKeyID: access, secretAccessKey: secret, sessionToken: token, expiration: Double(expiration)),
+      key: AWSAccessKey(
+        accessKeyID: access, secretAccessKey: secret, sessionToken: token, expiration: Double(expiration)),
       assumedRoleARN: xml.first("Arn", within: "AssumedRoleUser"))
   }
 
@@ -108,7 +112,8 @@ public final class STSClient: Sendable {
       headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Host", hostHeader)],
       body: Array(body.utf8))
     if let key {
-      SigV4Signer(service: "sts", region: endpoint.signingRegion).sign(&signable, with: key, date: WallClock.system.now())
+      SigV4Signer(service: "sts", region: endpoint.signingRegion).sign(
+        &signable, with: key, date: WallClock.system.now())
     }
     var request = HTTPClientRequest(url: endpoint.url + "/")
     request.method = .POST

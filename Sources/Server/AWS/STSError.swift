@@ -25,8 +25,10 @@ public struct STSError: Error, Sendable, CustomStringConvertible {
   /// Worth retrying: throttling, 5xx, timeouts and transport failures.
   public var isTransient: Bool {
     isThrottling || statusCode >= 500 || statusCode == 0
-      || ["RequestTimeout", "RequestTimeoutException", "InternalFailure", "ServiceUnavailable", "IDPCommunicationError"]
-        .contains(code)
+      || [
+        "RequestTimeout", "RequestTimeoutException", "InternalFailure", "ServiceUnavailable", "IDPCommunicationError",
+      ]
+      .contains(code)
   }
 
   /// `Code: Message` (no request ID, so events aggregate).

@@ -21,7 +21,10 @@ public struct SigV4Signer: Sendable {
     public var headers: [(String, String)]
     public var body: [UInt8]
 
-    public init(method: String, host: String, path: String = "/", query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8] = []) {
+    public init(
+      method: String, host: String, path: String = "/", query: [(String, String)] = [],
+      headers: [(String, String)] = [], body: [UInt8] = []
+    ) {
       self.method = method
       self.host = host
       self.path = path
@@ -52,7 +55,9 @@ public struct SigV4Signer: Sendable {
     self.region = region
   }
 
-  static let unsignedHeaders: Set<String> = ["user-agent", "expect", "transfer-encoding", "x-amzn-trace-id", "authorization"]
+  static let unsignedHeaders: Set<String> = [
+    "user-agent", "expect", "transfer-encoding", "x-amzn-trace-id", "authorization",
+  ]
 
   /// Signs `request` in place: adds `X-Amz-Date`, `X-Amz-Security-Token` (with a session token)
   /// and `Authorization`.
@@ -108,7 +113,8 @@ public struct SigV4Signer: Sendable {
     let authorization =
       "AWS4-HMAC-SHA256 Credential=\(key.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
     return Signature(
-      canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature, authorization: authorization)
+      canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature, authorization: authorization
+    )
   }
 
   /// `YYYYMMDDTHHMMSSZ`.
@@ -123,7 +129,8 @@ public struct SigV4Signer: Sendable {
     out.reserveCapacity(text.utf8.count)
     for byte in text.utf8 {
       switch byte {
-      case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+      case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"),
         UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
         out.unicodeScalars.append(Unicode.Scalar(byte))
       case UInt8(ascii: "/") where keepSlash:

@@ -47,7 +47,8 @@ public struct ServerApplication: Sendable {
     // what a Go program would on this host.
     let systemRoots = SystemTrustRoots.load(environment: configuration.environment)
     let awsTrust = try AWSHTTPClient.Trust.resolve(environment: configuration.environment, system: systemRoots)
-    logger.info("trust roots for outbound TLS", metadata: ["aws": "\(awsTrust.summary)", "system": "\(systemRoots.summary)"])
+    logger.info(
+      "trust roots for outbound TLS", metadata: ["aws": "\(awsTrust.summary)", "system": "\(systemRoots.summary)"])
     var services: [any Service] = [TLSReloadService(store: store), MemoryTrimService()]
 
     // Where pods and namespaces come from.
@@ -56,11 +57,13 @@ public struct ServerApplication: Sendable {
     var identity: (any AgentIdentityVerifier)?
     if let directory = configuration.podManifests {
       if configuration.requireNodeIdentity {
-        throw KiamError.flag("require-node-identity", "needs the Kubernetes API (TokenReview); it cannot be used with --pod-manifests")
+        throw KiamError.flag(
+          "require-node-identity", "needs the Kubernetes API (TokenReview); it cannot be used with --pod-manifests")
       }
       kubernetes = nil
       events = LogEventSink(logger: logger)
-      services.append(ManifestSource(directory: directory, pods: state.pods, namespaces: state.namespaces, logger: logger))
+      services.append(
+        ManifestSource(directory: directory, pods: state.pods, namespaces: state.namespaces, logger: logger))
       logger.info("static mode: reading pods and namespaces from files", metadata: ["directory": "\(directory)"])
     } else {
       let kubeConfiguration =
@@ -91,11 +94,13 @@ public struct ServerApplication: Sendable {
     let sts = STSClient(
       endpoint: STSEndpoint.resolve(region: configuration.region, override: configuration.stsEndpoint), http: http,
       logger: logger)
-    let metadataEndpoint = configuration.environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+    let metadataEndpoint =
+      configuration.environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
       ?? "http://169.254.169.254"
     let instanceMetadata = InstanceMetadataClient(endpoint: metadataEndpoint, http: http)
     let assumer = DeferredRoleAssumer()
-    let cache = CredentialsCache(assumer: assumer, settings: Self.cacheSettings(configuration), metrics: metrics, logger: logger, clock: clock)
+    let cache = CredentialsCache(
+      assumer: assumer, settings: Self.cacheSettings(configuration), metrics: metrics, logger: logger, clock: clock)
     let coordinator = PrefetchCoordinator(state: state, cache: cache)
     if credentialsOverride == nil {
       coordinator.attach()
@@ -127,7 +132,8 @@ public struct ServerApplication: Sendable {
         services: serviceConfigurations,
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
-    logger.info("kiam server starting", metadata: ["bind": "\(configuration.bind)", "version": "\(KiamVersion.current)"])
+    logger.info(
+      "kiam server starting", metadata: ["bind": "\(configuration.bind)", "version": "\(KiamVersion.current)"])
     var failure: (any Error)?
     do {
       try await group.run()

@@ -30,11 +30,13 @@ extension ServerConfiguration {
     if let base = config.roleBaseARN {
       guard base.hasPrefix("arn:"), base.hasSuffix("/") else {
         throw KiamError.flag(
-          "role-base-arn", "\(JSON.quote(base)) must be an ARN prefix ending in '/', e.g. arn:aws:iam::123456789012:role/")
+          "role-base-arn",
+          "\(JSON.quote(base)) must be an ARN prefix ending in '/', e.g. arn:aws:iam::123456789012:role/")
       }
     } else if !config.roleBaseARNAutodetect {
       throw KiamError.flag(
-        "role-base-arn", "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
+        "role-base-arn",
+        "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
     }
     let requested = GoDuration.format(config.sessionDuration)
     guard config.sessionDuration >= Self.sessionLimits.minimum else {
@@ -46,20 +48,23 @@ extension ServerConfiguration {
     let chained = config.assumeRoleARN != nil
     if chained, config.sessionDuration > Self.chainedSessionLimit {
       warnings.append(
-        "--session-duration capped at 1h: STS limits sessions of roles assumed with a chained role (--assume-role-arn), requested \(requested)")
+        "--session-duration capped at 1h: STS limits sessions of roles assumed with a chained role (--assume-role-arn), requested \(requested)"
+      )
       config.sessionDuration = Self.chainedSessionLimit
     }
     let sessionText = GoDuration.format(config.sessionDuration) + (chained ? " with --assume-role-arn" : "")
     guard config.sessionRefresh > .zero, config.sessionRefresh < config.sessionDuration else {
       throw KiamError.flag(
         "session-refresh",
-        "must be above 0 and below --session-duration (\(sessionText)), got \(GoDuration.format(config.sessionRefresh))")
+        "must be above 0 and below --session-duration (\(sessionText)), got \(GoDuration.format(config.sessionRefresh))"
+      )
     }
     let floor = config.minCredentialLifetime ?? Self.defaultCredentialFloor(sessionDuration: config.sessionDuration)
     guard floor >= .zero, floor + config.sessionRefresh < config.sessionDuration else {
       throw KiamError.flag(
         "min-credential-lifetime",
-        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(sessionText)), got \(GoDuration.format(floor))")
+        "plus --session-refresh (\(GoDuration.format(config.sessionRefresh))) must be below --session-duration (\(sessionText)), got \(GoDuration.format(floor))"
+      )
     }
     config.minCredentialLifetime = floor
     return (config, warnings)

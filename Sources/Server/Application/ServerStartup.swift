@@ -26,7 +26,9 @@ struct ServerStartup: Service {
     } else if let configured = configuration.roleBaseARN {
       base = configured
     } else {
-      throw KiamError.flag("role-base-arn", "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
+      throw KiamError.flag(
+        "role-base-arn",
+        "role-base-arn not specified and not auto-detected. please specify or use --role-base-arn-autodetect")
     }
     let resolver = RoleARNResolver(baseARN: base)
     var source = try AWSCredentialChain.resolve(
@@ -46,7 +48,9 @@ struct ServerStartup: Service {
       "AWS credentials ready",
       metadata: ["credentials.source": "\(source.name)", "sts.endpoint": "\(sts.endpoint)"])
     assumer.ready.succeed(
-      STSRoleAssumer(sts: sts, source: source, sessionDuration: configuration.sessionDuration, defaultSession: configuration.session))
+      STSRoleAssumer(
+        sts: sts, source: source, sessionDuration: configuration.sessionDuration, defaultSession: configuration.session)
+    )
     state.setResolver(resolver)
     coordinator.reevaluateAll()
     try? await gracefulShutdown()

@@ -42,7 +42,9 @@ struct ManifestSource: Service {
             do {
               next[file] = try Self.parse(file: file)
             } catch {
-              logger.error("cannot read pod manifest, keeping its previous content", metadata: ["file": "\(file)", "error": "\(KiamError.describe(error))"])
+              logger.error(
+                "cannot read pod manifest, keeping its previous content",
+                metadata: ["file": "\(file)", "error": "\(KiamError.describe(error))"])
               if let previous = lastGood[file] { next[file] = previous }
             }
           }
@@ -79,8 +81,10 @@ struct ManifestSource: Service {
 
   private func listFiles() -> [String] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
-    return names.filter { !$0.hasPrefix(".") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json")) }
-      .sorted().map { "\(directory)/\($0)" }
+    return names.filter {
+      !$0.hasPrefix(".") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json"))
+    }
+    .sorted().map { "\(directory)/\($0)" }
   }
 
   enum Document {

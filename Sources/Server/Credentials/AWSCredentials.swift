@@ -8,7 +8,8 @@ public struct AWSCredentials: Sendable, Hashable {
   /// When the server obtained them from STS, Unix seconds.
   public var lastUpdated: Int64
 
-  public init(accessKeyID: String, secretAccessKey: String, sessionToken: String, expiration: Int64, lastUpdated: Int64) {
+  public init(accessKeyID: String, secretAccessKey: String, sessionToken: String, expiration: Int64, lastUpdated: Int64)
+  {
     self.accessKeyID = accessKeyID
     self.secretAccessKey = secretAccessKey
     self.sessionToken = sessionToken

@@ -90,7 +90,8 @@ struct CredentialIssuer: Sendable {
             "requested.role": "\(requestedRole)",
           ])
         events.warning(
-          pod: pod, reason: EventReason.roleForbidden, message: "failed assuming role \"\(requestedRole)\": \(explanation)")
+          pod: pod, reason: EventReason.roleForbidden,
+          message: "failed assuming role \"\(requestedRole)\": \(explanation)")
       }
       throw .forbidden
     }
@@ -100,7 +101,8 @@ struct CredentialIssuer: Sendable {
     } catch {
       let text = (error as? CredentialsError)?.description ?? KiamError.describe(error)
       logger.error(
-        "error retrieving credentials", metadata: ["pod.name": "\(pod.key)", "role": "\(identity.role.arn)", "error": "\(text)"])
+        "error retrieving credentials",
+        metadata: ["pod.name": "\(pod.key)", "role": "\(identity.role.arn)", "error": "\(text)"])
       events.warning(pod: pod, reason: EventReason.credentialError, message: "failed retrieving credentials: \(text)")
       throw .credentials(text)
     }
@@ -109,7 +111,8 @@ struct CredentialIssuer: Sendable {
   private func verifiedAgentNode(_ header: String?) async throws(Failure) -> String? {
     guard let identity else { return nil }
     guard let header, header.hasPrefix("Bearer "), header.count > 7 else {
-      throw .unauthenticated("node identity required (--require-node-identity): the agent sent no service-account token")
+      throw .unauthenticated(
+        "node identity required (--require-node-identity): the agent sent no service-account token")
     }
     do {
       return try await identity.nodeName(token: String(header.dropFirst(7)))

@@ -110,13 +110,16 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
           metrics.stsCacheMiss.increment()
           if queuedDemand { wake.signal() }
         case .stopped:
-          continuation.resume(returning: .failure(CredentialsError(code: "ShuttingDown", message: "server is stopping", isTransient: true)))
+          continuation.resume(
+            returning: .failure(
+              CredentialsError(code: "ShuttingDown", message: "server is stopping", isTransient: true)))
         }
       }
     } onCancel: {
       // The caller gave up: stop waiting, but leave the fetch running for everyone else.
       let waiter = state.withLock { $0.entries[identity]?.waiters.removeValue(forKey: id) }
-      waiter?.resume(returning: .failure(CredentialsError(code: "RequestCanceled", message: "request canceled", isTransient: true)))
+      waiter?.resume(
+        returning: .failure(CredentialsError(code: "RequestCanceled", message: "request canceled", isTransient: true)))
     }
     return try result.get()
   }
@@ -215,7 +218,8 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
       return all
     }
     for waiter in waiters {
-      waiter.resume(returning: .failure(CredentialsError(code: "ShuttingDown", message: "server is stopping", isTransient: true)))
+      waiter.resume(
+        returning: .failure(CredentialsError(code: "ShuttingDown", message: "server is stopping", isTransient: true)))
     }
   }
 
@@ -302,9 +306,12 @@ final class CredentialsCache: CredentialsProvider, Service, Sendable {
     let outcome: String
     switch result {
     case .success: outcome = "success"
-    case .failure(let error): outcome = error.isTransient ? (STSError.throttlingCodes.contains(error.code) ? "throttled" : "error") : "denied"
+    case .failure(let error):
+      outcome = error.isTransient ? (STSError.throttlingCodes.contains(error.code) ? "throttled" : "error") : "denied"
     }
-    stsCounter("assumerole", "AssumeRole calls by outcome and reason", [("outcome", outcome), ("reason", "\(job.priority)")]).increment()
+    stsCounter(
+      "assumerole", "AssumeRole calls by outcome and reason", [("outcome", outcome), ("reason", "\(job.priority)")]
+    ).increment()
     let now = clock.nowPrecise()
     let (waiters, answer): ([Waiter], Result<AWSCredentials, CredentialsError>) = state.withLock { state in
       state.inFlight -= 1

@@ -53,7 +53,9 @@ final class PrefetchCoordinator: Sendable {
     }
   }
 
-  private func identity(for pod: PodRecord, policy: AssumeRolePolicy, memo: inout [String: PolicyDecision]) -> RoleIdentity? {
+  private func identity(for pod: PodRecord, policy: AssumeRolePolicy, memo: inout [String: PolicyDecision])
+    -> RoleIdentity?
+  {
     guard !pod.role.isEmpty, !pod.isCompleted, !pod.isTerminating, !pod.hostNetwork else { return nil }
     let memoKey = pod.namespace + "\u{0}" + pod.role
     let decision: PolicyDecision

@@ -17,15 +17,19 @@ struct STSRoleAssumer: RoleAssumer {
     do {
       key = try await source.accessKey()
     } catch let error as STSError {
-      throw CredentialsError(code: error.code, message: "server credentials (\(source.name)): \(error.message)", isTransient: error.isTransient)
+      throw CredentialsError(
+        code: error.code, message: "server credentials (\(source.name)): \(error.message)",
+        isTransient: error.isTransient)
     } catch {
       throw CredentialsError(
-        code: "NoServerCredentials", message: "server credentials (\(source.name)): \(KiamError.describe(error))", isTransient: true)
+        code: "NoServerCredentials", message: "server credentials (\(source.name)): \(KiamError.describe(error))",
+        isTransient: true)
     }
     do {
       let result = try await sts.assumeRole(
         roleARN: identity.role.arn, sessionName: identity.sessionName(defaultSession: defaultSession),
-        durationSeconds: Int(sessionDuration.seconds), externalID: identity.externalID.isEmpty ? nil : identity.externalID,
+        durationSeconds: Int(sessionDuration.seconds),
+        externalID: identity.externalID.isEmpty ? nil : identity.externalID,
         using: key)
       return AWSCredentials(
         accessKeyID: result.key.accessKeyID, secretAccessKey: result.key.secretAccessKey,

@@ -111,7 +111,8 @@ final class KubernetesEventRecorder: EventSink, Service, Sendable {
           let name = "\(entry.pod.name).\(Self.randomSuffix())"
           let event = EventObject(
             metadata: .init(name: name, namespace: entry.pod.namespace),
-            involvedObject: .init(kind: "Pod", namespace: entry.pod.namespace, name: entry.pod.name, uid: entry.pod.uid, apiVersion: "v1"),
+            involvedObject: .init(
+              kind: "Pod", namespace: entry.pod.namespace, name: entry.pod.name, uid: entry.pod.uid, apiVersion: "v1"),
             reason: entry.reason, message: entry.message, type: "Warning",
             source: .init(component: component),
             firstTimestamp: RFC3339.format(epochSeconds: entry.firstTimestamp),

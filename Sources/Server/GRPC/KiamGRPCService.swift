@@ -88,7 +88,8 @@ struct KiamGRPCService: Kiam_KiamService.ServiceProtocol {
     case .hostNetwork(let pod):
       RPCError(
         code: .unknown,
-        message: "pod \(pod) uses the host network: it shares the node's IP, so kiam cannot identify it and gives it no role")
+        message:
+          "pod \(pod) uses the host network: it shares the node's IP, so kiam cannot identify it and gives it no role")
     case .unauthenticated(let message): RPCError(code: .unauthenticated, message: message)
     case .otherNode(let agent, let pod, let podNode):
       RPCError(code: .permissionDenied, message: "agent on node \(agent) may not act for pod \(pod) on node \(podNode)")

@@ -29,7 +29,8 @@ public final class KubernetesClient: Sendable {
       if let ca = configuration.certificateAuthorityPEM {
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
       } else if !configuration.insecureSkipTLSVerify {
-        tls.trustRoots = (systemRoots ?? SystemTrustRoots.load(environment: ProcessInfo.processInfo.environment)).trustRoots
+        tls.trustRoots =
+          (systemRoots ?? SystemTrustRoots.load(environment: ProcessInfo.processInfo.environment)).trustRoots
       }
       if let cert = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
         tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }
@@ -57,7 +58,9 @@ public final class KubernetesClient: Sendable {
 
   // MARK: Requests
 
-  private func makeRequest(method: HTTPMethod, path: String, query: [(String, String)], body: [UInt8]?, contentType: String?) -> HTTPClientRequest {
+  private func makeRequest(
+    method: HTTPMethod, path: String, query: [(String, String)], body: [UInt8]?, contentType: String?
+  ) -> HTTPClientRequest {
     var url = configuration.server
     if url.hasSuffix("/") { url.removeLast() }
     url += path
@@ -113,12 +116,14 @@ public final class KubernetesClient: Sendable {
   ) async throws -> ObjectList<Item> {
     var query = [("limit", String(limit))]
     if let continueToken { query.append(("continue", continueToken)) }
-    let response = try await send(method: .GET, path: path, query: query, verb: "list", resource: resource, timeout: .seconds(60))
+    let response = try await send(
+      method: .GET, path: path, query: query, verb: "list", resource: resource, timeout: .seconds(60))
     let bytes: ByteBuffer
     do {
       bytes = try await response.body.collect(upTo: 512 << 20)
     } catch {
-      throw KubernetesAPIError(statusCode: 0, verb: "list", resource: resource, message: "reading response: \(KiamError.describe(error))")
+      throw KubernetesAPIError(
+        statusCode: 0, verb: "list", resource: resource, message: "reading response: \(KiamError.describe(error))")
     }
     do {
       return try JSONDecoder().decode(ObjectList<Item>.self, from: bytes)
@@ -139,7 +144,8 @@ public final class KubernetesClient: Sendable {
       ("watch", "true"), ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"),
       ("timeoutSeconds", String(timeoutSeconds)),
     ]
-    let response = try await send(method: .GET, path: path, query: query, verb: "watch", resource: resource, timeout: .seconds(30))
+    let response = try await send(
+      method: .GET, path: path, query: query, verb: "watch", resource: resource, timeout: .seconds(30))
     let decoder = JSONDecoder()
     var lines = response.body.splitLines(maximumBufferSize: 64 << 20).makeAsyncIterator()
     while true {
@@ -150,7 +156,8 @@ public final class KubernetesClient: Sendable {
         throw CancellationError()
       } catch {
         if Task.isCancelled { throw CancellationError() }
-        throw KubernetesAPIError(statusCode: 0, verb: "watch", resource: resource, message: "stream broke: \(KiamError.describe(error))")
+        throw KubernetesAPIError(
+          statusCode: 0, verb: "watch", resource: resource, message: "stream broke: \(KiamError.describe(error))")
       }
       guard let line = next else { return }
       let event: WatchEvent<Item>
@@ -158,7 +165,8 @@ public final class KubernetesClient: Sendable {
         event = try decoder.decode(WatchEvent<Item>.self, from: line)
       } catch {
         throw KubernetesAPIError(
-          statusCode: 200, verb: "watch", resource: resource, message: "undecodable event: \(KiamError.describe(error))")
+          statusCode: 200, verb: "watch", resource: resource, message: "undecodable event: \(KiamError.describe(error))"
+        )
       }
       // Errors from the handler (e.g. 410 Gone) propagate unchanged.
       try await handle(event)
@@ -170,7 +178,8 @@ public final class KubernetesClient: Sendable {
     _ path: String, body: Body, resource: String, as: Answer.Type = Answer.self
   ) async throws -> Answer {
     let encoded = Array(try JSONEncoder().encode(body))
-    let response = try await send(method: .POST, path: path, body: encoded, verb: "create", resource: resource, timeout: .seconds(10))
+    let response = try await send(
+      method: .POST, path: path, body: encoded, verb: "create", resource: resource, timeout: .seconds(10))
     let bytes = try await response.body.collect(upTo: 8 << 20)
     return try JSONDecoder().decode(Answer.self, from: bytes)
   }

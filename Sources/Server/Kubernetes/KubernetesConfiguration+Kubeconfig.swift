@@ -10,7 +10,8 @@ extension KubernetesConfiguration {
     var contexts: [Named<Context>]?
 
     enum CodingKeys: String, CodingKey {
-      case currentContext = "current-context", clusters, users, contexts
+      case currentContext = "current-context"
+      case clusters, users, contexts
     }
 
     struct Named<T: Decodable>: Decodable {
@@ -84,7 +85,9 @@ extension KubernetesConfiguration {
       return Array(bytes)
     }
     func decodeBase64(_ text: String, _ what: String) throws -> [UInt8] {
-      guard let data = Data(base64Encoded: text.filter { !$0.isWhitespace }) else { throw fail("\(what) is not valid base64") }
+      guard let data = Data(base64Encoded: text.filter { !$0.isWhitespace }) else {
+        throw fail("\(what) is not valid base64")
+      }
       return Array(data)
     }
     let contexts = config.contexts ?? []
@@ -114,7 +117,9 @@ extension KubernetesConfiguration {
       if user.exec != nil || user.authProvider != nil,
         user.token == nil, user.tokenFile == nil, user.clientCertificate == nil, user.clientCertificateData == nil
       {
-        throw fail("user \(JSON.quote(userName)) uses an exec or auth-provider plugin, which is not supported; use a token, tokenFile or client certificate")
+        throw fail(
+          "user \(JSON.quote(userName)) uses an exec or auth-provider plugin, which is not supported; use a token, tokenFile or client certificate"
+        )
       }
       if let data = user.clientCertificateData {
         result.clientCertificatePEM = try decodeBase64(data, "client-certificate-data")

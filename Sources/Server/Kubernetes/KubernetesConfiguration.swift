@@ -48,11 +48,14 @@ public struct KubernetesConfiguration: Sendable {
       throw KiamError(
         code: .invalidConfiguration,
         message:
-          "not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset): pass --kubeconfig, or --pod-manifests for static mode")
+          "not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset): pass --kubeconfig, or --pod-manifests for static mode"
+      )
     }
     let tokenFile = "\(serviceAccountDirectory)/token"
     guard FileAccess.isReadableFile(tokenFile) else {
-      throw KiamError(code: .invalidConfiguration, message: "in-cluster service-account token \(tokenFile) \(FileAccess.problem(tokenFile))")
+      throw KiamError(
+        code: .invalidConfiguration,
+        message: "in-cluster service-account token \(tokenFile) \(FileAccess.problem(tokenFile))")
     }
     let caFile = "\(serviceAccountDirectory)/ca.crt"
     guard let ca = FileManager.default.contents(atPath: caFile) else {

@@ -105,7 +105,10 @@ enum WatchEvent<Object: Decodable & Sendable>: Sendable {
 
 extension WatchEvent: Decodable {
   private enum CodingKeys: String, CodingKey { case type, object }
-  private struct BookmarkObject: Decodable { var metadata: Meta; struct Meta: Decodable { var resourceVersion: String? } }
+  private struct BookmarkObject: Decodable {
+    var metadata: Meta
+    struct Meta: Decodable { var resourceVersion: String? }
+  }
 
   init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -110,7 +110,8 @@ struct Reflector<Object: Decodable & Sendable>: Service {
     repeat {
       let page: ObjectList<Object>
       do {
-        page = try await client.list(path, resource: resource, limit: pageSize, continueToken: continueToken, as: Object.self)
+        page = try await client.list(
+          path, resource: resource, limit: pageSize, continueToken: continueToken, as: Object.self)
       } catch let error as KubernetesAPIError where error.isGone && continueToken != nil {
         // The continue token expired mid-list: start over.
         items.removeAll()

@@ -29,7 +29,8 @@ public struct AssumeRolePolicy: Sendable {
   public func namespaceDecision(
     role: ResolvedRole, annotation: String, requestedRole: String, namespace: NamespaceRecord?
   ) -> PolicyDecision {
-    guard let namespace, let expression = namespace.permitted, !expression.isEmpty, let compiled = namespace.compiled else {
+    guard let namespace, let expression = namespace.permitted, !expression.isEmpty, let compiled = namespace.compiled
+    else {
       return .forbidden(explanation: "namespace policy expression '(empty)' forbids role '\(requestedRole)'")
     }
     switch compiled {

@@ -43,7 +43,8 @@ public struct RoleARNResolver: Sendable {
     func tooLong(_ what: String, _ limit: Int, _ count: Int) -> KiamError {
       KiamError(
         code: .invalidInput,
-        message: "role \(JSON.quote(String(role.name.prefix(64)) + (role.name.count > 64 ? "…" : ""))) is longer than IAM allows: "
+        message:
+          "role \(JSON.quote(String(role.name.prefix(64)) + (role.name.count > 64 ? "…" : ""))) is longer than IAM allows: "
           + "\(what) has at most \(limit) characters, this one \(count)")
     }
     let arnLength = role.arn.utf8.count

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// Canonical text form of IP addresses, so `[fd00::1]` from a Go agent, `fd00:0::1` in a pod

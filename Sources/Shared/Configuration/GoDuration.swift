@@ -39,7 +39,9 @@ public enum GoDuration {
         number.unicodeScalars.append(c)
         scalars = scalars.dropFirst()
       }
-      guard sawDigit, number.filter({ $0 == "." }).count <= 1, let value = Double(number.hasPrefix(".") ? "0" + number : number) else {
+      guard sawDigit, number.filter({ $0 == "." }).count <= 1,
+        let value = Double(number.hasPrefix(".") ? "0" + number : number)
+      else {
         throw bad()
       }
       // Unit: everything up to the next digit or dot.

@@ -21,15 +21,17 @@ public final class GoRegexp: @unchecked Sendable, CustomStringConvertible {
     }
     var code: Int32 = 0
     var fragment = [CChar](repeating: 0, count: 256)
-    let compiled = pattern.utf8.withContiguousStorageIfAvailable { bytes in
-      bytes.withMemoryRebound(to: CChar.self) { chars in
-        kiam_re2_compile(chars.baseAddress, chars.count, &code, &fragment, fragment.count)
+    let compiled =
+      pattern.utf8.withContiguousStorageIfAvailable { bytes in
+        bytes.withMemoryRebound(to: CChar.self) { chars in
+          kiam_re2_compile(chars.baseAddress, chars.count, &code, &fragment, fragment.count)
+        }
       }
-    } ?? Array(pattern.utf8).withUnsafeBufferPointer { bytes in
-      bytes.withMemoryRebound(to: CChar.self) { chars in
-        kiam_re2_compile(chars.baseAddress, chars.count, &code, &fragment, fragment.count)
+      ?? Array(pattern.utf8).withUnsafeBufferPointer { bytes in
+        bytes.withMemoryRebound(to: CChar.self) { chars in
+          kiam_re2_compile(chars.baseAddress, chars.count, &code, &fragment, fragment.count)
+        }
       }
-    }
     guard let compiled else {
       let text = String(decoding: fragment.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
       // Go names no fragment for a trailing backslash.

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// Wall-clock time in Unix seconds (credentials expiry, events, logs), injectable.

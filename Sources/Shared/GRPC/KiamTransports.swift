@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import GRPCCore
 public import GRPCNIOTransportHTTP2
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Builds the gRPC transports kiam uses: HTTP/2 over mutual TLS from a ``TLSMaterialStore``.
 public enum KiamTransports {

@@ -19,7 +19,9 @@ final class ConnectionGuard: ChannelInboundHandler {
   private var sawFirstByte = false
   private var ticker: RepeatedTask?
 
-  init(readTimeout: Duration, idleTimeout: Duration, firstByteTimeout: Duration? = nil, entry: ConnectionTable.Entry? = nil) {
+  init(
+    readTimeout: Duration, idleTimeout: Duration, firstByteTimeout: Duration? = nil, entry: ConnectionTable.Entry? = nil
+  ) {
     self.readTimeout = .nanoseconds(readTimeout.nanoseconds)
     self.idleTimeout = .nanoseconds(idleTimeout.nanoseconds)
     self.firstByteTimeout = .nanoseconds((firstByteTimeout ?? idleTimeout).nanoseconds)

@@ -97,7 +97,9 @@ final class ConnectionTable: Sendable {
   /// Forgets a closed connection (once; a replaced one is already gone).
   func remove(_ entry: Entry) {
     state.withLock { state in
-      guard var entries = state.bySource[entry.source], let index = entries.firstIndex(where: { $0 === entry }) else { return }
+      guard var entries = state.bySource[entry.source], let index = entries.firstIndex(where: { $0 === entry }) else {
+        return
+      }
       entries.remove(at: index)
       state.bySource[entry.source] = entries.isEmpty ? nil : entries
       state.total -= 1

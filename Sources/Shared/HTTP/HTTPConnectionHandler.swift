@@ -174,7 +174,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     if let known = connectionContext {
       connection = known
     } else {
-      connection = HTTPConnectionContext(remoteAddress: context.channel.remoteAddress, localAddress: context.channel.localAddress)
+      connection = HTTPConnectionContext(
+        remoteAddress: context.channel.remoteAddress, localAddress: context.channel.localAddress)
       connectionContext = connection
     }
     let head = request.head
@@ -213,7 +214,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
     // After an upgrade request (or CONNECT) the decoder reads nothing more, so the connection
     // cannot carry another request: it closes after the answer.
-    let keepAlive = request.isKeepAlive && !quiescing && request.method != .CONNECT && !request.headers.contains(name: "upgrade")
+    let keepAlive =
+      request.isKeepAlive && !quiescing && request.method != .CONNECT && !request.headers.contains(name: "upgrade")
     write(response, request: request, keepAlive: keepAlive, context: context)
     guard keepAlive else { return }
     state = .idle
@@ -268,7 +270,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
   }
 
-  private func write(_ response: HTTPResponse, request: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
+  private func write(
+    _ response: HTTPResponse, request: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext
+  ) {
     if !keepAlive { startClosing() }
     guard context.channel.isActive else { return }
     let includeBody = request.method != .HEAD && request.method != .CONNECT

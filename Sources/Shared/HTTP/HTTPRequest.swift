@@ -72,7 +72,8 @@ public enum PercentEncoding {
   /// Decodes a URL path strictly: nil for a `%` not followed by two hex digits, for bytes that
   /// are not UTF-8, and for control characters (NUL, CR, LF, DEL…), encoded or not. `+` stays.
   public static func decodePath<S: StringProtocol>(_ text: S) -> String? {
-    guard let bytes = bytes(text, plusAsSpace: false, strict: true), !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+    guard let bytes = bytes(text, plusAsSpace: false, strict: true), !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F })
+    else {
       return nil
     }
     return String(validating: bytes, as: UTF8.self)

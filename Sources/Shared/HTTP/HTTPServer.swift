@@ -48,7 +48,8 @@ public final class HTTPServer: Service, Sendable {
     self.logger = logger
     self.group = group
     self.events = events
-    connections = ConnectionTable(limit: configuration.maxConnections, perSourceLimit: configuration.maxConnectionsPerSource)
+    connections = ConnectionTable(
+      limit: configuration.maxConnections, perSourceLimit: configuration.maxConnectionsPerSource)
   }
 
   /// The address the server listens on, once bound (throws if binding failed).
@@ -127,7 +128,8 @@ public final class HTTPServer: Service, Sendable {
           limits.maxHeaderFieldCount = 100
           // NIO's decoder only; HTTPConnectionHandler does the rest (ordering of pipelined requests,
           // 400 for what the parser rejects, response encoding, closing on shutdown).
-          try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+          try sync.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
           try sync.addHandler(
             HTTPConnectionHandler(
               handler: handler,
@@ -161,4 +163,3 @@ public final class HTTPServer: Service, Sendable {
     }
   }
 }
-

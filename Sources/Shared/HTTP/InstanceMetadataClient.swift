@@ -40,13 +40,16 @@ public final class InstanceMetadataClient: Sendable {
   public func get(_ path: String) async throws -> String {
     let answer = try await send(method: .GET, pathAndQuery: path, headers: [:], body: nil)
     guard answer.status == .ok else {
-      throw Failure(url: endpoint + path, detail: "HTTP \(answer.status.code) \(String(buffer: answer.body).prefix(200))")
+      throw Failure(
+        url: endpoint + path, detail: "HTTP \(answer.status.code) \(String(buffer: answer.body).prefix(200))")
     }
     return String(buffer: answer.body)
   }
 
   /// Sends a request with a session token of our own (retrying once with a new token on 401).
-  public func send(method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer?) async throws -> Answer {
+  public func send(method: HTTPMethod, pathAndQuery: String, headers: HTTPHeaders, body: ByteBuffer?) async throws
+    -> Answer
+  {
     let url = endpoint + pathAndQuery
     var last: Answer?
     for attempt in 0..<2 {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import ServiceLifecycle
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Gives back memory a long-running process touched once and no longer uses.
 ///
@@ -72,16 +73,17 @@ public struct MemoryTrimService: Service {
   /// touch as little code as it can.
   static func residentBytes() -> Int {
     #if os(Linux)
-    let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
-    defer { close(fd) }
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { buffer in
-      let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-      guard count > 0 else { return 0 }
-      return Self.residentPages(statm: UnsafeBufferPointer(rebasing: buffer[0..<count])) * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
+      let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+      guard fd >= 0 else { return 0 }
+      defer { close(fd) }
+      return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { buffer in
+        let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        guard count > 0 else { return 0 }
+        return Self.residentPages(statm: UnsafeBufferPointer(rebasing: buffer[0..<count]))
+          * Int(sysconf(Int32(_SC_PAGESIZE)))
+      }
     #else
-    return 0
+      return 0
     #endif
   }
 
@@ -108,11 +110,11 @@ public struct MemoryTrimService: Service {
   /// threads start; the agent and the server have few threads, mostly event loops.
   public static func limitMallocArenas(_ count: Int32 = 2) {
     #if os(Linux)
-    // <malloc.h> is not part of the Glibc module: look the function up.
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    let mArenaMax: Int32 = -8
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-    _ = unsafeBitCast(symbol, to: Mallopt.self)(mArenaMax, count)
+      // <malloc.h> is not part of the Glibc module: look the function up.
+      typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+      let mArenaMax: Int32 = -8
+      guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+      _ = unsafeBitCast(symbol, to: Mallopt.self)(mArenaMax, count)
     #endif
   }
 
@@ -120,81 +122,86 @@ public struct MemoryTrimService: Service {
   @discardableResult
   public static func trim() -> Int {
     #if os(Linux)
-    typealias MallocTrim = @convention(c) (Int) -> Int32
-    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
-      _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
-    }
-    return releaseCodePages()
+      typealias MallocTrim = @convention(c) (Int) -> Int32
+      if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+      }
+      return releaseCodePages()
     #else
-    return 0
+      return 0
     #endif
   }
 
   #if os(Linux)
-  /// Mappings of `executable` and of shared libraries (`*.so*`) that are read-only and hold no
-  /// anonymous (copied-on-write) pages, as (start, length). Never writable mappings, relocated
-  /// read-only data, other files, deleted files or anonymous memory.
-  static func cleanCodeMappings(smaps: String, executable: String) -> [(start: UInt, length: Int)] {
-    var result: [(UInt, Int)] = []
-    var current: (start: UInt, length: Int, eligible: Bool)?
-    func flush() {
-      if let mapping = current, mapping.eligible { result.append((mapping.start, mapping.length)) }
-      current = nil
-    }
-    for line in smaps.split(separator: "\n") {
-      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-      guard let first = fields.first else { continue }
-      if first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
-        flush()
-        let range = first.split(separator: "-")
-        guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16) else { continue }
-        let permissions = fields[1]
-        let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
-        let readOnly = permissions.hasPrefix("r") && permissions.dropFirst().first == "-" && permissions.hasSuffix("p")
-        current = (start, Int(end - start), readOnly && (path == executable || isSharedLibrary(path)))
-      } else if first == "Anonymous:", fields.count >= 2, fields[1] != "0" {
-        current?.eligible = false
+    /// Mappings of `executable` and of shared libraries (`*.so*`) that are read-only and hold no
+    /// anonymous (copied-on-write) pages, as (start, length). Never writable mappings, relocated
+    /// read-only data, other files, deleted files or anonymous memory.
+    static func cleanCodeMappings(smaps: String, executable: String) -> [(start: UInt, length: Int)] {
+      var result: [(UInt, Int)] = []
+      var current: (start: UInt, length: Int, eligible: Bool)?
+      func flush() {
+        if let mapping = current, mapping.eligible { result.append((mapping.start, mapping.length)) }
+        current = nil
       }
+      for line in smaps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard let first = fields.first else { continue }
+        if first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
+          flush()
+          let range = first.split(separator: "-")
+          guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16) else {
+            continue
+          }
+          let permissions = fields[1]
+          let path = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
+          let readOnly =
+            permissions.hasPrefix("r") && permissions.dropFirst().first == "-" && permissions.hasSuffix("p")
+          current = (start, Int(end - start), readOnly && (path == executable || isSharedLibrary(path)))
+        } else if first == "Anonymous:", fields.count >= 2, fields[1] != "0" {
+          current?.eligible = false
+        }
+      }
+      flush()
+      return result
     }
-    flush()
-    return result
-  }
 
-  /// An absolute path whose file name has a `.so` suffix or version (`libc.so.6`).
-  static func isSharedLibrary(_ path: String) -> Bool {
-    guard path.hasPrefix("/"), !path.hasSuffix(" (deleted)"), let name = path.split(separator: "/").last else { return false }
-    return name.hasSuffix(".so") || name.contains(".so.")
-  }
-
-  private static func releaseCodePages() -> Int {
-    guard let smaps = read("/proc/self/smaps"), let executable = executablePath() else { return 0 }
-    var released = 0
-    for mapping in cleanCodeMappings(smaps: smaps, executable: executable) {
-      guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
-      if madvise(address, mapping.length, MADV_DONTNEED) == 0 { released += mapping.length }
+    /// An absolute path whose file name has a `.so` suffix or version (`libc.so.6`).
+    static func isSharedLibrary(_ path: String) -> Bool {
+      guard path.hasPrefix("/"), !path.hasSuffix(" (deleted)"), let name = path.split(separator: "/").last else {
+        return false
+      }
+      return name.hasSuffix(".so") || name.contains(".so.")
     }
-    return released
-  }
 
-  private static func executablePath() -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard count > 0 else { return nil }
-    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  }
-
-  private static func read(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var data: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-      if count <= 0 { break }
-      data.append(contentsOf: chunk[0..<count])
+    private static func releaseCodePages() -> Int {
+      guard let smaps = read("/proc/self/smaps"), let executable = executablePath() else { return 0 }
+      var released = 0
+      for mapping in cleanCodeMappings(smaps: smaps, executable: executable) {
+        guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+        if madvise(address, mapping.length, MADV_DONTNEED) == 0 { released += mapping.length }
+      }
+      return released
     }
-    return String(decoding: data, as: UTF8.self)
-  }
+
+    private static func executablePath() -> String? {
+      var buffer = [CChar](repeating: 0, count: 4096)
+      let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+      guard count > 0 else { return nil }
+      return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func read(_ path: String) -> String? {
+      let fd = open(path, O_RDONLY)
+      guard fd >= 0 else { return nil }
+      defer { close(fd) }
+      var data: [UInt8] = []
+      var chunk = [UInt8](repeating: 0, count: 65536)
+      while true {
+        let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        data.append(contentsOf: chunk[0..<count])
+      }
+      return String(decoding: data, as: UTF8.self)
+    }
   #endif
 }

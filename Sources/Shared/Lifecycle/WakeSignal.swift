@@ -30,7 +30,9 @@ public final class WakeSignal: Sendable {
       let was = state.pending
       state.pending = false
       return was
-    }) { return }
+    }) {
+      return
+    }
     await withTaskGroup(of: Void.self) { group in
       group.addTask { [self] in
         await withTaskCancellationHandler {

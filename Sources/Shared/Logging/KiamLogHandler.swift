@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 public import Logging
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
 
 /// A `LogHandler` that writes kiam-style log lines: logrus text by default, or one JSON object
 /// per line (`level`, `msg`, `time` and every metadata field at the top level) with `--json-log`.
@@ -133,10 +134,12 @@ public struct KiamLogHandler: LogHandler {
 
   /// logrus quotes a value unless it consists only of `[A-Za-z0-9-._/@^+]`.
   private static func appendTextValue(_ value: String, to out: inout String) {
-    let plain = !value.isEmpty && value.unicodeScalars.allSatisfy { c in
-      (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
-        || "-._/@^+".unicodeScalars.contains(c)
-    }
+    let plain =
+      !value.isEmpty
+      && value.unicodeScalars.allSatisfy { c in
+        (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+          || "-._/@^+".unicodeScalars.contains(c)
+      }
     if plain {
       out += value
     } else {

@@ -74,7 +74,9 @@ public final class MetricsEndpoint: Service, Sendable {
       if reason != lastFailure {
         logger.error(
           "metrics endpoint unavailable, serving credentials without it",
-          metadata: ["address": "\(address)", "error": "\(Self.cause(error))", "retry": "\(GoDuration.format(retryInterval))"])
+          metadata: [
+            "address": "\(address)", "error": "\(Self.cause(error))", "retry": "\(GoDuration.format(retryInterval))",
+          ])
         lastFailure = reason
       }
       try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.retryInterval) }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// The standard Prometheus `process_*` metrics (as Go's client emits them), read from `/proc`

@@ -65,7 +65,8 @@ public final class ShardedDurationHistogram: Sendable {
     let (cumulative, sum, count) = snapshot()
     for (index, bound) in buckets.enumerated() {
       buffer.append(
-        contentsOf: "\(name)_bucket{\(bucketLabelPrefix)le=\"\(bound.bucketRepresentation)\"} \(cumulative[index])\n".utf8)
+        contentsOf: "\(name)_bucket{\(bucketLabelPrefix)le=\"\(bound.bucketRepresentation)\"} \(cumulative[index])\n"
+          .utf8)
     }
     buffer.append(contentsOf: "\(name)_bucket{\(bucketLabelPrefix)le=\"+Inf\"} \(count)\n".utf8)
     buffer.append(contentsOf: "\(name)_sum\(seriesLabels) \(sum.bucketRepresentation)\n".utf8)

@@ -2,7 +2,7 @@ import Foundation
 public import NIOSSL
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// The CA certificates outbound TLS clients trust when nothing more specific is configured,
@@ -53,7 +53,9 @@ public struct SystemTrustRoots: Sendable {
       collector.sources.append("\(file) (\(count) certificates)")
       break
     }
-    let dirs = environment["SSL_CERT_DIR"].flatMap { $0.isEmpty ? nil : $0.split(separator: ":").map(String.init) } ?? directories
+    let dirs =
+      environment["SSL_CERT_DIR"].flatMap { $0.isEmpty ? nil : $0.split(separator: ":").map(String.init) }
+      ?? directories
     for directory in dirs {
       var added = 0
       var read = 0
@@ -70,7 +72,8 @@ public struct SystemTrustRoots: Sendable {
   /// One line saying where the roots came from (or that there are none).
   public var summary: String {
     if certificates.isEmpty {
-      return "no CA certificates found (looked at SSL_CERT_FILE, SSL_CERT_DIR, \(Self.bundleFiles.joined(separator: ", ")), "
+      return
+        "no CA certificates found (looked at SSL_CERT_FILE, SSL_CERT_DIR, \(Self.bundleFiles.joined(separator: ", ")), "
         + "\(Self.directories.joined(separator: ", "))): TLS connections to servers with public certificates will fail"
     }
     return "\(certificates.count) CA certificates from \(sources.joined(separator: "; "))"

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// What `stat` says about the three TLS files: which file each path resolves to (device, inode,

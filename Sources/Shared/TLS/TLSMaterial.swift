@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
-import SwiftASN1
-#if canImport(Glibc)
-import Glibc
-#endif
 public import NIOSSL
+import SwiftASN1
 public import X509
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Parsed, validated contents of a ``TLSFiles`` triple.
 public struct TLSMaterial: Sendable {
@@ -40,7 +41,9 @@ public struct TLSMaterial: Sendable {
   }
 
   /// Validates PEM contents.
-  public static func parse(certificatePEM: [UInt8], keyPEM: [UInt8], caPEM: [UInt8], files: TLSFiles) throws -> TLSMaterial {
+  public static func parse(certificatePEM: [UInt8], keyPEM: [UInt8], caPEM: [UInt8], files: TLSFiles) throws
+    -> TLSMaterial
+  {
     func fail(_ flag: String, _ path: String, _ problem: String, _ cause: (any Error)? = nil) -> KiamError {
       KiamError(code: .tlsMaterial, message: "--\(flag) \(path): \(problem)", cause: cause)
     }
@@ -48,7 +51,9 @@ public struct TLSMaterial: Sendable {
       ("cert", files.certificatePath, certificatePEM), ("key", files.keyPath, keyPEM), ("ca", files.caPath, caPEM),
     ] {
       if let offset = PEMBlocks.trailingData(in: bytes) {
-        throw fail(flag, path, "unexpected data after the last PEM block (at byte \(offset)): a file cut short, or something appended to it")
+        throw fail(
+          flag, path,
+          "unexpected data after the last PEM block (at byte \(offset)): a file cut short, or something appended to it")
       }
     }
     let chain: [NIOSSLCertificate]

@@ -1,9 +1,9 @@
-import SwiftASN1
-import Prometheus
 public import Logging
 public import NIOCertificateReloading
 public import NIOCore
 public import NIOSSL
+import Prometheus
+import SwiftASN1
 import Synchronization
 public import X509
 
@@ -99,10 +99,13 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
       await publish(fresh)
       logger.info(
         "reloaded TLS certificates",
-        metadata: ["subject": "\(fresh.leaf.subject)", "expiry": "\(RFC3339.format(epochSeconds: fresh.earliestExpiry))"])
+        metadata: [
+          "subject": "\(fresh.leaf.subject)", "expiry": "\(RFC3339.format(epochSeconds: fresh.earliestExpiry))",
+        ])
       return .reloaded
     } catch {
-      let failure = error as? KiamError ?? KiamError(code: .tlsMaterial, message: "cannot reload TLS files", cause: error)
+      let failure =
+        error as? KiamError ?? KiamError(code: .tlsMaterial, message: "cannot reload TLS files", cause: error)
       gauges?.updateError.set(to: 1)
       logger.error("error reloading TLS certificates, keeping the previous ones", metadata: ["error": "\(failure)"])
       return .failed(failure)
@@ -124,7 +127,9 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
     }
   }
 
-  private func updateFailures(_ change: (inout (own: Bool, peer: (failure: TLSPeerFailure, at: ContinuousClock.Instant)?)) -> Void) {
+  private func updateFailures(
+    _ change: (inout (own: Bool, peer: (failure: TLSPeerFailure, at: ContinuousClock.Instant)?)) -> Void
+  ) {
     let failing = failures.withLock { state in
       change(&state)
       return state.own || state.peer != nil
@@ -151,7 +156,8 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
         helpText: "TLS handshakes with kiam peers that failed, by side and reason"),
       labels: [("side", role.metricsSide.rawValue), ("reason", failure.reason)]
     ).increment()
-    logger.warning("TLS handshake with a peer failed", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
+    logger.warning(
+      "TLS handshake with a peer failed", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
   }
 
   private func recordPeerVerified() {
@@ -163,7 +169,9 @@ public final class TLSMaterialStore: CertificateReloader, Sendable {
   ///   - certificates: The peer's chain, leaf first.
   ///   - serverName: For clients, the host dialled; the certificate must name it.
   /// - Returns: The verified chain, leaf to root.
-  public func verifyPeer(_ certificates: [NIOSSLCertificate], serverName: String?) async -> Result<[Certificate], KiamError> {
+  public func verifyPeer(_ certificates: [NIOSSLCertificate], serverName: String?) async -> Result<
+    [Certificate], KiamError
+  > {
     guard let first = certificates.first else {
       return .failure(KiamError(code: .peerVerification, message: "peer presented no certificate"))
     }

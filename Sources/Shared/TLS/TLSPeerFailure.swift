@@ -64,15 +64,18 @@ public struct TLSPeerFailure: Sendable, Equatable {
     let text = String(describing: error)
     if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("EOF during handshake") { return nil }
     if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") {
-      return TLSPeerFailure(reason: "no_certificate", message: "peer certificate rejected: the peer presented no certificate")
+      return TLSPeerFailure(
+        reason: "no_certificate", message: "peer certificate rejected: the peer presented no certificate")
     }
     if let start = text.firstRange(of: "ALERT_") {
       let alert = String(text[start.lowerBound...].prefix { $0.isUppercase || $0 == "_" })
       if certificateAlerts.contains(alert) {
         return TLSPeerFailure(
-          reason: "rejected_by_peer", message: "the peer refused our certificate (\(alert)): it does not trust our CA or certificate")
+          reason: "rejected_by_peer",
+          message: "the peer refused our certificate (\(alert)): it does not trust our CA or certificate")
       }
-      return afterHandshake ? nil : TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed (\(alert)): \(text)")
+      return afterHandshake
+        ? nil : TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed (\(alert)): \(text)")
     }
     return afterHandshake ? nil : TLSPeerFailure(reason: "handshake_failed", message: "TLS handshake failed: \(text)")
   }
@@ -93,7 +96,9 @@ final class TLSHandshakeErrorRecorder: ChannelInboundHandler {
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    if let failure = TLSPeerFailure.handshake(error, afterHandshake: handshakeCompleted) { store.recordPeerFailure(failure) }
+    if let failure = TLSPeerFailure.handshake(error, afterHandshake: handshakeCompleted) {
+      store.recordPeerFailure(failure)
+    }
     context.fireErrorCaught(error)
   }
 

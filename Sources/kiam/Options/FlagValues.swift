@@ -42,10 +42,14 @@ enum FlagValues {
       guard !candidate.hasPrefix("["), let address = CanonicalIP.normalize(candidate), !candidate.contains("%") else {
         throw KiamError.flag(
           flag,
-          "\(JSON.quote(candidate)) is not an IP address (the node's IP, status.podIP of the host-network agent, or status.podIPs for dual-stack pods)")
+          "\(JSON.quote(candidate)) is not an IP address (the node's IP, status.podIP of the host-network agent, or status.podIPs for dual-stack pods)"
+        )
       }
       if let same = addresses.first(where: { $0.contains(":") == address.contains(":") }) {
-        throw KiamError.flag(flag, "\(JSON.quote(text)) has two \(address.contains(":") ? "IPv6" : "IPv4") addresses (\(same), \(address)); give at most one of each family")
+        throw KiamError.flag(
+          flag,
+          "\(JSON.quote(text)) has two \(address.contains(":") ? "IPv6" : "IPv4") addresses (\(same), \(address)); give at most one of each family"
+        )
       }
       addresses.append(address)
     }
@@ -63,7 +67,8 @@ enum FlagValues {
   static func integer(_ text: String?, flag: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
     guard let text else { return fallback }
     guard let value = Int(text), range.contains(value) else {
-      throw KiamError.flag(flag, "invalid value \(JSON.quote(text)), want an integer in \(range.lowerBound)...\(range.upperBound)")
+      throw KiamError.flag(
+        flag, "invalid value \(JSON.quote(text)), want an integer in \(range.lowerBound)...\(range.upperBound)")
     }
     return value
   }

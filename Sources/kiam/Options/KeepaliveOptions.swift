@@ -34,7 +34,9 @@ struct KeepaliveOptions: ParsableArguments {
   /// Deprecation warnings for the millisecond spellings.
   var warnings: [String] {
     var out: [String] = []
-    if keepaliveTimeMs != nil { out.append("--grpc-keepalive-time-ms is deprecated, use --grpc-keepalive-time-duration") }
+    if keepaliveTimeMs != nil {
+      out.append("--grpc-keepalive-time-ms is deprecated, use --grpc-keepalive-time-duration")
+    }
     if keepaliveTimeoutMs != nil {
       out.append("--grpc-keepalive-timeout-ms is deprecated, use --grpc-keepalive-timeout-duration")
     }

@@ -3,7 +3,9 @@ import KiamShared
 
 /// `--prometheus-listen-addr`, `--prometheus-sync-interval` (deprecated) and `--pprof-listen-addr`.
 struct TelemetryOptions: ParsableArguments {
-  @Option(name: .customLong("prometheus-listen-addr"), help: "Address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9620 (default: disabled).")
+  @Option(
+    name: .customLong("prometheus-listen-addr"),
+    help: "Address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9620 (default: disabled).")
   var prometheusListenAddress: String?
 
   @Option(name: .customLong("prometheus-sync-interval"), help: .hidden)

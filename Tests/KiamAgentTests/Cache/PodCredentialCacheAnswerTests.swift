@@ -53,7 +53,8 @@ import Testing
     }
     // `/app/` names the same role as `app`.
     #expect(accessKey(await ask(cache, .credentials(role: "/app/"))) != nil)
-    let empty = await cache.answer(.credentials(role: "app"), ip: "10.0.0.8", connectionPod: nil, deadline: .now + .seconds(1))
+    let empty = await cache.answer(
+      .credentials(role: "app"), ip: "10.0.0.8", connectionPod: nil, deadline: .now + .seconds(1))
     guard case .emptyRole = empty.outcome else {
       Issue.record("a pod without a role got \(empty.outcome)")
       return
@@ -121,7 +122,8 @@ import Testing
     let cache = cache(source)
     let first = try #require(accessKey(await ask(cache, .credentials(role: "app"))))
     try await cache.refresh(ip: ip, role: "app", timeout: .seconds(1))
-    let refreshed = try #require(cache.heldCredentials(ip: ip, role: "app", wallNow: cache.clock.nowPrecise(), pod: pod.connectionKey))
+    let refreshed = try #require(
+      cache.heldCredentials(ip: ip, role: "app", wallNow: cache.clock.nowPrecise(), pod: pod.connectionKey))
     #expect(refreshed.accessKeyID != first)
     source.update { $0.pods = [:] }
     await #expect(throws: ServerCallError.self) { try await cache.refresh(ip: ip, role: "app", timeout: .seconds(1)) }

@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import KiamShared
 import KiamTestSupport
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import KiamAgent
@@ -34,7 +34,9 @@ import Testing
   @Test func identityIsTrustedWhileTheLinkIsUnchangedAndNotAfterReuse() async throws {
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
-    let cache = PodCredentialCache(source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), identityMaxAge: .milliseconds(100))
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"),
+      identityMaxAge: .milliseconds(100))
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old"))
     #expect(cache.trustedIdentity(ip: "10.0.0.7")?.role == "old-role")
@@ -52,7 +54,8 @@ import Testing
     let dir = try TemporaryDirectory()
     defer { dir.remove() }
     let cache = PodCredentialCache(
-      source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"), conflictLimit: .milliseconds(300))
+      source: NoServer(), neighbors: try table(dir, mac: "de:ad:be:ef:00:07", device: "veth7"),
+      conflictLimit: .milliseconds(300))
     #expect(cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "old-role", uid: "uid-old")) == .accepted)
     // A new pod got the IP (new link); the server has not seen it and still names the old pod.
     _ = try table(dir, mac: "de:ad:be:ef:99:99", device: "veth42")
@@ -72,16 +75,20 @@ import Testing
   }
 
   @Test func keepAliveConnectionsKeepTheirPod() throws {
-    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "u"))
     // A new connection without neighbor information needs the server again (window 0) ...
     #expect(cache.trustedIdentity(ip: "10.0.0.7") == nil)
     // ... further requests on a connection checked for this pod come from the same pod ...
-    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r", uid: "u").connectionKey)?.role == "r")
+    #expect(
+      cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r", uid: "u").connectionKey)?.role == "r")
     // ... but not a connection checked for another pod, whose IP has moved on.
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r2", uid: "u2"))
     #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r", uid: "u").connectionKey) == nil)
-    #expect(cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r2", uid: "u2").connectionKey)?.role == "r2")
+    #expect(
+      cache.trustedIdentity(ip: "10.0.0.7", connectionPod: PodIdentity(role: "r2", uid: "u2").connectionKey)?.role
+        == "r2")
   }
 
   @Test func aNewPodUIDDropsThePreviousCredentials() throws {
@@ -90,8 +97,12 @@ import Testing
       $0.accessKeyID = "ASIAOLD"
       $0.expiration = RFC3339.format(epochSeconds: WallClock.system.now() + 3600)
     }
-    cache.store(ip: "10.0.0.7", role: "r", credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.system.nowPrecise()), podUID: "uid-a")
-    #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.system.nowPrecise())?.credentials.accessKeyID == "ASIAOLD")
+    cache.store(
+      ip: "10.0.0.7", role: "r",
+      credentials: CachedCredentials(credentials, roleARN: nil, now: WallClock.system.nowPrecise()), podUID: "uid-a")
+    #expect(
+      cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.system.nowPrecise())?.credentials.accessKeyID
+        == "ASIAOLD")
     cache.confirm(ip: "10.0.0.7", identity: PodIdentity(role: "r", uid: "uid-b"))
     #expect(cache.warmCredentials(ip: "10.0.0.7", role: "r", wallNow: WallClock.system.nowPrecise()) == nil)
   }

@@ -34,7 +34,9 @@ final class ScriptedSource: PodCredentialSource {
       return script
     }
     if let failure = now.failure { throw failure }
-    guard now.unknownForCalls <= 0, let pod = now.pods[ip] else { throw ServerCallError(code: .unknown, message: "pod not found") }
+    guard now.unknownForCalls <= 0, let pod = now.pods[ip] else {
+      throw ServerCallError(code: .unknown, message: "pod not found")
+    }
     return pod
   }
 
@@ -43,7 +45,9 @@ final class ScriptedSource: PodCredentialSource {
     let now = script.withLock { $0 }
     if let failure = now.failure { throw failure }
     guard let pod = now.pods[ip] else { throw ServerCallError(code: .unknown, message: "no pod found") }
-    guard PodCredentialCache.sameRole(pod.role, role) else { throw ServerCallError(code: .unknown, message: "forbidden by policy") }
+    guard PodCredentialCache.sameRole(pod.role, role) else {
+      throw ServerCallError(code: .unknown, message: "forbidden by policy")
+    }
     let credentials = Kiam_Credentials.with {
       $0.accessKeyID = "ASIA-\(pod.uid)-\(made.count)"
       $0.expiration = RFC3339.format(epochSeconds: WallClock.system.now() + 3600)

@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import KiamShared
 import KiamTestSupport
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import KiamAgent
@@ -21,11 +21,15 @@ import Testing
   }
 
   /// A connection's request: the cache answer and the memo the connection keeps.
-  func request(_ cache: PodCredentialCache, _ memo: inout WarmMemo?, role: String = "r", pod: PodIdentity? = nil, wallNow: Double? = nil)
+  func request(
+    _ cache: PodCredentialCache, _ memo: inout WarmMemo?, role: String = "r", pod: PodIdentity? = nil,
+    wallNow: Double? = nil
+  )
     -> String?
   {
     cache.warmCredentials(
-      ip: ip, role: role, wallNow: wallNow ?? WallClock.system.nowPrecise(), connectionPod: (pod ?? self.pod).connectionKey, memo: &memo
+      ip: ip, role: role, wallNow: wallNow ?? WallClock.system.nowPrecise(),
+      connectionPod: (pod ?? self.pod).connectionKey, memo: &memo
     )?.credentials.accessKeyID
   }
 
@@ -46,7 +50,8 @@ import Testing
   }
 
   @Test func aMemoNeverOutlivesThePodItWasMadeFor() {
-    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -79,7 +84,8 @@ import Testing
   }
 
   @Test func aMemoStopsAtTheServeFloorAndAtTheTrustWindow() async throws {
-    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), connectionTrust: .milliseconds(200))
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), connectionTrust: .milliseconds(200))
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -92,7 +98,8 @@ import Testing
   }
 
   @Test func answeringFromTheMemoStillKeepsTheEntryFromEviction() throws {
-    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), touchInterval: .zero)
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), touchInterval: .zero)
     cache.store(ip: ip, role: "r", credentials: credentials("ASIAONE"), podUID: "uid-a")
     var memo: WarmMemo?
     #expect(request(cache, &memo) == "ASIAONE")
@@ -104,7 +111,8 @@ import Testing
   }
 
   @Test func concurrentChangesAndMemoReadsNeverServeAnotherPodsCredentials() async {
-    let cache = PodCredentialCache(source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
+    let cache = PodCredentialCache(
+      source: NoServer(), neighbors: NeighborTable(path: "/nonexistent"), identityMaxAge: .zero)
     let podB = PodIdentity(role: "r", uid: "uid-b")
     cache.store(ip: ip, role: "r", credentials: credentials("ASIA-A"), podUID: "uid-a")
     let readersDone = Counter()
@@ -127,12 +135,15 @@ import Testing
           // Until answered plenty, memo or not (bounded, so a broken cache fails instead of hanging).
           for _ in 0..<2_000_000 where answered < 20_000 {
             let answer = cache.warmCredentials(
-              ip: ip, role: "r", wallNow: WallClock.system.nowPrecise(), connectionPod: reader.connectionKey, memo: &memo)
+              ip: ip, role: "r", wallNow: WallClock.system.nowPrecise(), connectionPod: reader.connectionKey,
+              memo: &memo)
             guard let answer else { continue }
             answered += 1
             // Always one pod's own credentials: the memo's copy or the entry as it is.
             #expect(answer.credentials.accessKeyID == (answer.identity.uid == "uid-a" ? "ASIA-A" : "ASIA-B"))
-            if let memo { #expect(memo.credentials.accessKeyID == (memo.identity.uid == "uid-a" ? "ASIA-A" : "ASIA-B")) }
+            if let memo {
+              #expect(memo.credentials.accessKeyID == (memo.identity.uid == "uid-a" ? "ASIA-A" : "ASIA-B"))
+            }
           }
           #expect(answered == 20_000, "\(reader.uid) was answered")
         }
@@ -147,5 +158,7 @@ private final class Counter: Sendable {
 }
 
 extension CachedCredentials: Equatable {
-  public static func == (a: CachedCredentials, b: CachedCredentials) -> Bool { a.accessKeyID == b.accessKeyID && a.expiration == b.expiration }
+  public static func == (a: CachedCredentials, b: CachedCredentials) -> Bool {
+    a.accessKeyID == b.accessKeyID && a.expiration == b.expiration
+  }
 }

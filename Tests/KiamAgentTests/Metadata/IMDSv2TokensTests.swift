@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import KiamShared
 import KiamTestSupport
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import KiamAgent
@@ -50,7 +50,8 @@ import Testing
     #expect(after.check(token, ip: "10.1.0.7", now: 1001) == .valid)
     #expect(IMDSv2Tokens(store: new, host: "10.0.0.6").check(token, ip: "10.1.0.7", now: 1001) == .invalid)
     // cert-manager rotates the key.
-    _ = try TestTLSFiles.write(try pki.ca.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: pki.ca, name: "agent", in: dir.path)
+    _ = try TestTLSFiles.write(
+      try pki.ca.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: pki.ca, name: "agent", in: dir.path)
     try await Task.sleep(for: .milliseconds(50))
     #expect(await reloaded(new))
     let rotated = after.issue(ip: "10.1.0.7", ttl: 60, now: 2000)
@@ -60,7 +61,8 @@ import Testing
     // (The previous key is kept exactly as long as a token under it can live: 6 h after the
     // rotation is noticed, by when every such token has expired.)
     // A second rotation leaves only the newest key and the one before.
-    _ = try TestTLSFiles.write(try pki.ca.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: pki.ca, name: "agent", in: dir.path)
+    _ = try TestTLSFiles.write(
+      try pki.ca.issue(commonName: "kiam-agent", usages: [.clientAuth]), ca: pki.ca, name: "agent", in: dir.path)
     try await Task.sleep(for: .milliseconds(50))
     #expect(await reloaded(new))
     #expect(after.check(token, ip: "10.1.0.7", now: 3000) == .invalid)

@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import KiamShared
 import KiamTestSupport
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import KiamAgent
@@ -19,15 +19,24 @@ import Testing
     ("/latest/meta-data/iam/security-credentials-extended/", .roleList(extended: true)),
     ("/latest/meta-data/iam/security-credentials", .redirect("/latest/meta-data/iam/security-credentials/")),
     ("/latest/meta-data/iam/security-credentials?x=1", .redirect("/latest/meta-data/iam/security-credentials/?x=1")),
-    ("/latest/meta-data/iam/security-credentials-extended", .redirect("/latest/meta-data/iam/security-credentials-extended/")),
+    (
+      "/latest/meta-data/iam/security-credentials-extended",
+      .redirect("/latest/meta-data/iam/security-credentials-extended/")
+    ),
     ("/latest/meta-data/iam/security-credentials/app", .credentials(role: "app", extended: false)),
     ("/latest/meta-data/iam/security-credentials/app/", .credentials(role: "app", extended: false)),
     ("/latest/meta-data/iam/security-credentials/team/app", .credentials(role: "team/app", extended: false)),
-    ("/latest/meta-data/iam/security-credentials/arn:aws:iam::1:role/x", .credentials(role: "arn:aws:iam::1:role/x", extended: false)),
+    (
+      "/latest/meta-data/iam/security-credentials/arn:aws:iam::1:role/x",
+      .credentials(role: "arn:aws:iam::1:role/x", extended: false)
+    ),
     ("/latest/meta-data/iam/security-credentials-extended/app", .credentials(role: "app", extended: true)),
     ("/latest/meta-data/iam/security-credentials//x", .redirect("/latest/meta-data/iam/security-credentials/x")),
     ("/latest/meta-data/./iam/info", .redirect("/latest/meta-data/iam/info")),
-    ("/latest/meta-data/placement/../iam/security-credentials/", .redirect("/latest/meta-data/iam/security-credentials/")),
+    (
+      "/latest/meta-data/placement/../iam/security-credentials/",
+      .redirect("/latest/meta-data/iam/security-credentials/")
+    ),
     ("/latest/meta-data/%2e%2e/user-data", .redirect("/latest/user-data")),
     ("/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance", .forbiddenCredentials),
     ("/latest/meta-data/placement/availability-zone", .other(path: "/latest/meta-data/placement/availability-zone")),
@@ -48,7 +57,8 @@ import Testing
   /// Targets that do not decode cleanly are refused whole, never decoded with replacements.
   @Test(arguments: [
     "/latest/meta-data/placement/%ff", "/latest/meta-data/placement/%zz", "/latest/meta-data/placement/%f",
-    "/latest/meta-data/placement/a%00", "/latest/meta-data/placement/a%7f", "/latest/meta-data/placement/?q=%", "/a\u{7f}",
+    "/latest/meta-data/placement/a%00", "/latest/meta-data/placement/a%7f", "/latest/meta-data/placement/?q=%",
+    "/a\u{7f}",
     "/latest/meta-data/placement/\u{e9}", "/latest/meta-data/iam/security-credentials/%ff",
   ])
   func malformedTargets(_ uri: String) {
@@ -102,8 +112,9 @@ import Testing
       #expect(route == MetadataRoute.parseGeneral(uri: uri), "\(uri)")
     }
     #expect(fast > 100)
-    #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/app-web")
-      == .credentials(role: "app-web", extended: false))
+    #expect(
+      MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/app-web")
+        == .credentials(role: "app-web", extended: false))
     #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/team/app") == nil)
     #expect(MetadataRoute.fastCredentialsRoute("/latest/meta-data/iam/security-credentials/..") == nil)
   }

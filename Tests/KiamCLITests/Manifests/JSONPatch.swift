@@ -13,7 +13,8 @@ enum JSONPatch {
     switch op {
     case "add", "replace":
       guard let value = operation["value"] else { throw TestSupportError("\(context): \(op) \(path) has no value") }
-      return try set(value, at: tokens[...], in: document, replace: op == "replace", context: "\(context) \(op) \(path)")
+      return try set(
+        value, at: tokens[...], in: document, replace: op == "replace", context: "\(context) \(op) \(path)")
     case "remove":
       return try set(nil, at: tokens[...], in: document, replace: true, context: "\(context) remove \(path)")
     default:
@@ -21,7 +22,9 @@ enum JSONPatch {
     }
   }
 
-  private static func set(_ value: Any?, at tokens: ArraySlice<String>, in node: Any, replace: Bool, context: String) throws -> Any {
+  private static func set(_ value: Any?, at tokens: ArraySlice<String>, in node: Any, replace: Bool, context: String)
+    throws -> Any
+  {
     guard let token = tokens.first else { throw TestSupportError("\(context): empty path") }
     let rest = tokens.dropFirst()
     if var map = node as? Object {

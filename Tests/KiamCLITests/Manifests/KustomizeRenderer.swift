@@ -35,7 +35,8 @@ struct KustomizeRenderer {
     }
     let kind = kustomization["kind"] as? String ?? "Kustomization"
     guard kind == (expectComponent ? "Component" : "Kustomization") else {
-      throw TestSupportError("\(file): kind \(kind) where \(expectComponent ? "Component" : "Kustomization") was expected")
+      throw TestSupportError(
+        "\(file): kind \(kind) where \(expectComponent ? "Component" : "Kustomization") was expected")
     }
     var objects: [Object] = []
     for resource in kustomization["resources"] as? [String] ?? [] {
@@ -117,7 +118,9 @@ struct KustomizeRenderer {
       var matched = false
       for index in objects.indices {
         let object = objects[index]
-        guard object["kind"] as? String == kind, (object["metadata"] as? Object)?["name"] as? String == name else { continue }
+        guard object["kind"] as? String == kind, (object["metadata"] as? Object)?["name"] as? String == name else {
+          continue
+        }
         if let group = target["group"] as? String {
           let apiVersion = object["apiVersion"] as? String ?? ""
           let objectGroup = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""

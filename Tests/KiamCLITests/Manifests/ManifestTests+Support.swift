@@ -48,9 +48,12 @@ extension ManifestTests {
   /// A directory holding, at their mount paths, exactly the files the container's volumes give it:
   /// secret keys (as `make secrets` writes them, or as mapped by `items`), projected token paths
   /// and host paths.
-  static func podFileRoot(workload: Object, container: Object, secretKeys: [String: [String]]) throws -> TemporaryDirectory {
+  static func podFileRoot(workload: Object, container: Object, secretKeys: [String: [String]]) throws
+    -> TemporaryDirectory
+  {
     var paths: [String] = []
-    let volumes = Dictionary(workload.volumes.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+    let volumes = Dictionary(
+      workload.volumes.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
     for mount in container["volumeMounts"] as? [Object] ?? [] {
       guard let name = mount["name"] as? String, let mountPath = mount["mountPath"] as? String,
         let volume = volumes[name]
@@ -94,9 +97,12 @@ extension ManifestTests {
 
   /// Placeholder files at every absolute path the arguments name (`--flag=/path`).
   private static func argumentFileRoot(for args: [String]) throws -> TemporaryDirectory {
-    try fileRoot(with: args.compactMap { argument in
-      argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init).flatMap { $0.hasPrefix("/") ? $0 : nil }
-    })
+    try fileRoot(
+      with: args.compactMap { argument in
+        argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init).flatMap {
+          $0.hasPrefix("/") ? $0 : nil
+        }
+      })
   }
 }
 
@@ -117,11 +123,15 @@ struct MakeSecrets {
     var files: [String: [String: Data]] = [:]
     var namespaces: Set<String> = []
     for object in objects {
-      guard object["kind"] as? String == "Secret" else { throw TestSupportError("not a Secret: \(object["kind"] ?? "")") }
+      guard object["kind"] as? String == "Secret" else {
+        throw TestSupportError("not a Secret: \(object["kind"] ?? "")")
+      }
       namespaces.insert(object.namespace ?? "")
       var decoded: [String: Data] = [:]
       for (key, value) in object["data"] as? [String: String] ?? [:] {
-        guard let data = Data(base64Encoded: value) else { throw TestSupportError("\(object.name)/\(key) is not base64") }
+        guard let data = Data(base64Encoded: value) else {
+          throw TestSupportError("\(object.name)/\(key) is not base64")
+        }
         decoded[key] = data
       }
       files[object.name] = decoded

@@ -19,7 +19,9 @@ import Testing
   }
 
   /// Our renderer and `kubectl kustomize` produce the same objects, field for field.
-  @Test(.enabled(if: ManifestTests.kubectl() != nil, "kubectl (with kustomize built in) is not installed"), arguments: renderings)
+  @Test(
+    .enabled(if: ManifestTests.kubectl() != nil, "kubectl (with kustomize built in) is not installed"),
+    arguments: renderings)
   func rendersLikeKubectl(_ path: String) async throws {
     let ours = try RenderedManifests.render(path)
     let kubectl = try #require(Self.kubectl())
@@ -80,7 +82,8 @@ import Testing
     let agent = try rendered.object(kind: "DaemonSet", name: "kiam-agent")
     let service = try rendered.object(kind: "Service", name: "kiam-server")
     let pdb = try rendered.object(kind: "PodDisruptionBudget", name: "kiam-server")
-    for object in rendered.objects where !["ClusterRole", "ClusterRoleBinding"].contains(object["kind"] as? String ?? "") {
+    for object in rendered.objects
+    where !["ClusterRole", "ClusterRoleBinding"].contains(object["kind"] as? String ?? "") {
       #expect(object.namespace == "kube-system", "\(object["kind"] ?? "")/\(object.name)")
     }
     let serverArgs = try Self.server(server)
@@ -88,8 +91,10 @@ import Testing
 
     // Server: 3 replicas, one per node, a PDB and a headless Service in front.
     #expect(server.spec["replicas"] as? Int == 3)
-    #expect(server.value("spec", "template", "spec", "affinity", "podAntiAffinity",
-      "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey") as? String == "kubernetes.io/hostname")
+    #expect(
+      server.value(
+        "spec", "template", "spec", "affinity", "podAntiAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey") as? String == "kubernetes.io/hostname")
     #expect(service.value("spec", "clusterIP") as? String == "None")
     let selector = service.value("spec", "selector") as? [String: String] ?? [:]
     #expect(!selector.isEmpty && selector.allSatisfy { server.podLabels[$0.key] == $0.value })
@@ -139,7 +144,9 @@ import Testing
     // The agent shares the node's xtables lock with other iptables users.
     let lock = agent.volumes.first { $0.value("hostPath", "path") as? String == "/run/xtables.lock" }
     #expect(lock?.value("hostPath", "type") as? String == "FileOrCreate")
-    let lockMount = (agent.containers[0]["volumeMounts"] as? [Object] ?? []).first { $0["name"] as? String == lock?["name"] as? String }
+    let lockMount = (agent.containers[0]["volumeMounts"] as? [Object] ?? []).first {
+      $0["name"] as? String == lock?["name"] as? String
+    }
     #expect(lockMount?["mountPath"] as? String == "/run/xtables.lock")
   }
 
@@ -177,7 +184,9 @@ import Testing
     #expect(agentGrants == 0)
     let agentAccount = try rendered.object(kind: "ServiceAccount", name: "kiam-agent")
     #expect(agentAccount["automountServiceAccountToken"] as? Bool == false)
-    #expect(try rendered.object(kind: "DaemonSet", name: "kiam-agent").podSpec["serviceAccountName"] as? String == "kiam-agent")
+    #expect(
+      try rendered.object(kind: "DaemonSet", name: "kiam-agent").podSpec["serviceAccountName"] as? String
+        == "kiam-agent")
   }
 
   /// The overlay turns on node binding on both sides with a projected token of audience kiam,
@@ -191,18 +200,27 @@ import Testing
     #expect(serverArgs.requireNodeIdentity)
     let tokenFile = try #require(agentArgs.nodeIdentityTokenFile)
     let token = try #require(agent.volumes.first { $0.value("projected", "sources", 0, "serviceAccountToken") != nil })
-    #expect(token.value("projected", "sources", 0, "serviceAccountToken", "audience") as? String == AgentIdentityMetadata.audience)
-    let mount = (agent.containers[0]["volumeMounts"] as? [Object] ?? []).first { $0["name"] as? String == token["name"] as? String }
+    #expect(
+      token.value("projected", "sources", 0, "serviceAccountToken", "audience") as? String
+        == AgentIdentityMetadata.audience)
+    let mount = (agent.containers[0]["volumeMounts"] as? [Object] ?? []).first {
+      $0["name"] as? String == token["name"] as? String
+    }
     let tokenPath = token.value("projected", "sources", 0, "serviceAccountToken", "path") as? String ?? ""
     #expect((mount?["mountPath"] as? String).map { "\($0)/\(tokenPath)" } == tokenFile)
 
     let certificates = rendered.objects(kind: "Certificate")
-    let serverCertificate = try #require(certificates.first { $0.value("spec", "secretName") as? String == "kiam-server-tls" })
+    let serverCertificate = try #require(
+      certificates.first { $0.value("spec", "secretName") as? String == "kiam-server-tls" })
     let dnsNames = serverCertificate.value("spec", "dnsNames") as? [String] ?? []
     #expect(dnsNames.contains(agentArgs.serverAddress.host))
-    #expect((serverCertificate.value("spec", "ipAddresses") as? [String] ?? []).contains("127.0.0.1"), "health probes dial 127.0.0.1")
-    #expect(Set(serverCertificate.value("spec", "usages") as? [String] ?? []).isSuperset(of: ["server auth", "client auth"]))
-    let agentCertificate = try #require(certificates.first { $0.value("spec", "secretName") as? String == "kiam-agent-tls" })
+    #expect(
+      (serverCertificate.value("spec", "ipAddresses") as? [String] ?? []).contains("127.0.0.1"),
+      "health probes dial 127.0.0.1")
+    #expect(
+      Set(serverCertificate.value("spec", "usages") as? [String] ?? []).isSuperset(of: ["server auth", "client auth"]))
+    let agentCertificate = try #require(
+      certificates.first { $0.value("spec", "secretName") as? String == "kiam-agent-tls" })
     #expect((agentCertificate.value("spec", "usages") as? [String] ?? []).contains("client auth"))
     let issuers = Set(rendered.objects(kind: "Issuer").map(\.name))
     for certificate in certificates {
@@ -223,7 +241,9 @@ import Testing
     for (secret, files) in secrets.files {
       for (name, data) in files { try root.write("\(secret)/\(name)", String(decoding: data, as: UTF8.self)) }
     }
-    let sans = try await Self.run(["openssl", "x509", "-in", "\(root.path)/kiam-server-tls/server.pem", "-noout", "-ext", "subjectAltName"])
+    let sans = try await Self.run([
+      "openssl", "x509", "-in", "\(root.path)/kiam-server-tls/server.pem", "-noout", "-ext", "subjectAltName",
+    ])
     for name in ["DNS:kiam-server", "DNS:kiam-server.kiam-system.svc", "IP Address:127.0.0.1"] {
       #expect(sans.output.contains(name), "\(sans.output)")
     }
@@ -246,7 +266,9 @@ import Testing
       #expect(health.status == 0, "\(health.stderr)\n\(server.standardError)")
       #expect(health.stdout.contains("healthy: ok") || health.stderr.contains("healthy: ok"))
     }
-    let bad = try await Self.run([KiamProcess.packageRoot + "/scripts/make-secrets.sh", secrets.directory.path, "Not_A_Namespace"])
+    let bad = try await Self.run([
+      KiamProcess.packageRoot + "/scripts/make-secrets.sh", secrets.directory.path, "Not_A_Namespace",
+    ])
     #expect(bad.status != 0 && bad.output.contains("invalid namespace name"))
   }
 }

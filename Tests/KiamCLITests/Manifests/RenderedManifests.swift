@@ -43,9 +43,13 @@ extension Dictionary where Key == String, Value == Any {
   func value(_ path: Any...) -> Any? {
     var node: Any? = self
     for step in path {
-      if let key = step as? String { node = (node as? Object)?[key] }
-      else if let index = step as? Int, let array = node as? [Any], index < array.count { node = array[index] }
-      else { return nil }
+      if let key = step as? String {
+        node = (node as? Object)?[key]
+      } else if let index = step as? Int, let array = node as? [Any], index < array.count {
+        node = array[index]
+      } else {
+        return nil
+      }
     }
     return node
   }

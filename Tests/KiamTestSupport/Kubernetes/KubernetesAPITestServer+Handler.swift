@@ -9,8 +9,10 @@ extension KubernetesAPITestServer {
   }
 
   static func status(_ code: Int, _ reason: String, _ message: String) -> [String: Any] {
-    ["kind": "Status", "apiVersion": "v1", "metadata": [:] as [String: Any], "status": "Failure",
-     "message": message, "reason": reason, "code": code]
+    [
+      "kind": "Status", "apiVersion": "v1", "metadata": [:] as [String: Any], "status": "Failure",
+      "message": message, "reason": reason, "code": code,
+    ]
   }
 
   /// Routes one request (called on the connection's event loop).
@@ -33,7 +35,8 @@ extension KubernetesAPITestServer {
           .forbidden,
           Self.status(
             403, "Forbidden",
-            "\(resource) is forbidden: User \"system:serviceaccount:kube-system:kiam-server\" cannot \(verb) resource \"\(resource)\" in API group \"\" at the cluster scope"))
+            "\(resource) is forbidden: User \"system:serviceaccount:kube-system:kiam-server\" cannot \(verb) resource \"\(resource)\" in API group \"\" at the cluster scope"
+          ))
       }
       switch (method, path) {
       case (.GET, "/api/v1/pods"), (.GET, "/api/v1/namespaces"):
@@ -60,7 +63,10 @@ extension KubernetesAPITestServer {
           if wanted.isEmpty || wanted.contains(where: identity.audiences.contains) {
             status = [
               "authenticated": true, "audiences": identity.audiences,
-              "user": ["username": identity.username, "uid": "u-1", "groups": ["system:serviceaccounts"], "extra": identity.extra],
+              "user": [
+                "username": identity.username, "uid": "u-1", "groups": ["system:serviceaccounts"],
+                "extra": identity.extra,
+              ],
             ]
           } else {
             status = ["authenticated": false, "error": "token audiences \(identity.audiences) do not match \(wanted)"]
@@ -109,7 +115,8 @@ extension KubernetesAPITestServer {
       if rv < state.compactedThrough {
         return .json(
           .gone,
-          Self.status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."))
+          Self.status(410, "Expired", "The provided continue parameter is too old to display a consistent list result.")
+        )
       }
       offset = start
       listRV = rv
@@ -132,7 +139,11 @@ extension KubernetesAPITestServer {
     var metadata: [String: Any] = ["resourceVersion": String(listRV)]
     if offset + page.count < keys.count { metadata["continue"] = "\(listRV):\(offset + page.count)" }
     return .json(
-      .ok, ["kind": resource == "pods" ? "PodList" : "NamespaceList", "apiVersion": "v1", "metadata": metadata, "items": page])
+      .ok,
+      [
+        "kind": resource == "pods" ? "PodList" : "NamespaceList", "apiVersion": "v1", "metadata": metadata,
+        "items": page,
+      ])
   }
 
   /// Starts a watch on `channel`: replays history after `from`, then streams live events.
@@ -207,11 +218,14 @@ final class APIHandler: ChannelInboundHandler {
           channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: data))), promise: nil)
           channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
         case .watch(let resource, let from, let timeout, let bookmarks):
-          server.startWatch(channel: channel, resource: resource, from: from, timeoutSeconds: timeout, bookmarks: bookmarks)
+          server.startWatch(
+            channel: channel, resource: resource, from: from, timeoutSeconds: timeout, bookmarks: bookmarks)
         }
       }
       if latency > .zero {
-        context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)) {
+        context.eventLoop.assumeIsolated().scheduleTask(
+          in: .nanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
+        ) {
           respond()
         }
       } else {

@@ -87,7 +87,9 @@ public final class KubernetesAPITestServer: Sendable {
     state = Mutex(State(acceptedTokens: tokens))
     if let certificate {
       let configuration = TLSConfiguration.makeServerConfiguration(
-        certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(certificate.certificatePEM.utf8), format: .pem))],
+        certificateChain: [
+          .certificate(try NIOSSLCertificate(bytes: Array(certificate.certificatePEM.utf8), format: .pem))
+        ],
         privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.keyPEM.utf8), format: .pem)))
       tls = try NIOSSLContext(configuration: configuration)
     } else {
@@ -247,6 +249,7 @@ public final class KubernetesAPITestServer: Sendable {
     let cut = line.count / 2
     channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: line.prefix(cut)))), promise: nil)
     channel.flush()
-    channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: line.dropFirst(cut)))), promise: nil)
+    channel.writeAndFlush(
+      HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: line.dropFirst(cut)))), promise: nil)
   }
 }

@@ -47,7 +47,9 @@ public struct TestPod: Sendable, Hashable {
       "creationTimestamp": creationTimestamp, "generateName": "\(name)-",
       "labels": ["app": name, "pod-template-hash": "7d9f8b6c5"],
       "annotations": annotations.merging(["kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"]) { a, _ in a },
-      "ownerReferences": [["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "\(name)-rs", "uid": "x", "controller": true]],
+      "ownerReferences": [
+        ["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "\(name)-rs", "uid": "x", "controller": true]
+      ],
       "managedFields": [["manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1"]],
     ]
     if let deletionTimestamp {
@@ -57,7 +59,9 @@ public struct TestPod: Sendable, Hashable {
     var status: [String: Any] = [
       "phase": phase, "hostIP": "10.0.0.10", "qosClass": "BestEffort", "startTime": creationTimestamp,
       "conditions": [["type": "Ready", "status": phase == "Running" ? "True" : "False"]],
-      "containerStatuses": [["name": "app", "ready": true, "restartCount": 0, "image": "app:1", "imageID": "sha256:abc"]],
+      "containerStatuses": [
+        ["name": "app", "ready": true, "restartCount": 0, "image": "app:1", "imageID": "sha256:abc"]
+      ],
     ]
     if let ip {
       status["podIP"] = ip
@@ -68,8 +72,12 @@ public struct TestPod: Sendable, Hashable {
       "spec": [
         "nodeName": nodeName, "hostNetwork": hostNetwork, "serviceAccountName": serviceAccountName,
         "serviceAccount": serviceAccountName, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
-        "containers": [["name": "app", "image": "app:1", "resources": [:] as [String: Any],
-                        "env": [["name": "A", "value": "b"]]]],
+        "containers": [
+          [
+            "name": "app", "image": "app:1", "resources": [:] as [String: Any],
+            "env": [["name": "A", "value": "b"]],
+          ]
+        ],
         "tolerations": [["key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"]],
       ],
       "status": status,
