@@ -11,14 +11,16 @@ GENERATED    := Sources/Shared/Generated
 # scripts/install-test-deps.sh makes; every target finds it first on PATH.
 export PATH := $(CURDIR)/.build/venv/bin:$(PATH)
 
-.PHONY: help build release link-order test e2e demo bench protos check-protos certs secrets manifests image-check clean deps build-deps
+.PHONY: help build release link-order lint format test e2e demo bench protos check-protos certs secrets manifests image-check clean deps build-deps
 
 help:
 	@echo "build         debug build of ./.build/debug/kiam"
 	@echo "release       static release build (--static-swift-stdlib, hot code first: scripts/build-release.sh)"
 	@echo "link-order    profile the agent and server (callgrind) and rewrite scripts/link-order/kiam.order (root)"
 	@echo "demo          run kiam end to end here: STS, server, agent, pods asking 169.254.169.254"
-	@echo "test          every test: unit, integration (moto, TLS, processes), e2e when root"
+	@echo "test          lint, then every test: unit, integration (moto, TLS, processes), e2e when root"
+	@echo "lint          check the style (.swift-format: the project's style, 120 columns) with the toolchain's swift-format"
+	@echo "format        rewrite the sources in that style"
 	@echo "e2e           the end-to-end suite alone (root: network namespaces and iptables)"
 	@echo "bench         benchmarks of the release build into bench-results/ (root; see BENCHMARKS.md)"
 	@echo "protos        regenerate Sources/Shared/Generated from Protos/kiam.proto"
@@ -40,7 +42,17 @@ link-order:
 	scripts/link-order/profile.sh
 
 # Installs the test prerequisites (apt/pip) when missing, then runs every test.
-test: deps
+# Our sources, not the generated protobuf code.
+FORMAT_FILES = $(shell find Sources Tests Tools scripts -name '*.swift' -not -path '$(GENERATED)/*' -not -path '*/.build/*') Package.swift
+
+lint:
+	@echo "swift format lint --strict (.swift-format) on $(words $(FORMAT_FILES)) files"
+	@$(SWIFT) format lint --strict --parallel $(FORMAT_FILES)
+
+format:
+	@$(SWIFT) format format --in-place --parallel $(FORMAT_FILES)
+
+test: deps lint
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	KIAM_BINARY=$(CURDIR)/.build/debug/kiam $(SWIFT) test --skip-build --no-parallel $(BUILD_FLAGS)
 
