@@ -118,12 +118,18 @@ import Testing
     }
   }
 
-  @Test func linkedDocumentsExist() throws {
-    let readme = try String(contentsOfFile: "\(Self.root)/README.md", encoding: .utf8)
-    let regex = try NSRegularExpression(pattern: #"\]\(((?:docs/|BENCHMARKS)[^)#]*)\)"#)
-    let links = regex.matches(in: readme, range: NSRange(readme.startIndex..., in: readme)).map {
-      String(readme[Range($0.range(at: 1), in: readme)!])
+  /// The first group of every match of `pattern` in the repository file `path`: the links it holds.
+  static func links(in path: String, _ pattern: String) throws -> (text: String, links: [String]) {
+    let text = try String(contentsOfFile: "\(root)/\(path)", encoding: .utf8)
+    let regex = try NSRegularExpression(pattern: pattern)
+    let links = regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).map {
+      String(text[Range($0.range(at: 1), in: text)!])
     }
+    return (text, links)
+  }
+
+  @Test func linkedDocumentsExist() throws {
+    let (readme, links) = try Self.links(in: "README.md", #"\]\(((?:docs/|BENCHMARKS)[^)#]*)\)"#)
     #expect(links.count >= 5)
     for link in links {
       #expect(FileManager.default.fileExists(atPath: "\(Self.root)/\(link)"), "README links to missing \(link)")
@@ -133,11 +139,7 @@ import Testing
 
   /// docs/architecture.md walks the request path file by file: every file it links to exists.
   @Test func theArchitectureWalkLinksToRealFiles() throws {
-    let walk = try String(contentsOfFile: "\(Self.root)/docs/architecture.md", encoding: .utf8)
-    let regex = try NSRegularExpression(pattern: #"\]\(\.\./(Sources/[^)#]*)\)"#)
-    let links = regex.matches(in: walk, range: NSRange(walk.startIndex..., in: walk)).map {
-      String(walk[Range($0.range(at: 1), in: walk)!])
-    }
+    let (_, links) = try Self.links(in: "docs/architecture.md", #"\]\(\.\./(Sources/[^)#]*)\)"#)
     #expect(links.count >= 10)
     for link in links {
       #expect(
